@@ -1,0 +1,117 @@
+"""The one rule that turns any image into model input.
+
+Training data, `Detector.predict`, evaluation and every other entry point call `to_model_input`;
+nothing else resizes or converts images, so what the model sees at training time is exactly what
+it sees in use (no train/serve skew).
+
+The rule (documented in the README):
+
+1. Open with Pillow; refuse more than `MAX_PIXELS` pixels *before* decoding (decompression bombs).
+2. First frame of an animation; EXIF orientation applied (`ImageOps.exif_transpose`).
+3. To 8-bit RGB: 16-bit integer modes are scaled by 255/65535; 32-bit integer (`I`) images are
+   scaled as 16-bit when every value fits in 0..65535, else min-max scaled; float (`F`) images are
+   scaled by 255 when they lie in [0, 1], else min-max scaled. Values are scaled, never clipped.
+   Transparency (LA, RGBA, PA, P with a transparent colour) is composited on white.
+   Every other mode goes through Pillow's `convert("RGB")` (1, L, P, CMYK, YCbCr, LAB, HSV).
+4. To `size`×`size`: unchanged when already that size; otherwise centre-cropped to a square on the
+   shorter side and resized with Lanczos (`ImageOps.fit`), which antialiases when shrinking.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fakescope.errors import ImageError
+
+MAX_PIXELS = int(os.environ.get("FAKESCOPE_MAX_PIXELS", 40_000 * 40_000 // 10))  # 160 MP
+BACKGROUND = (255, 255, 255)
+
+ImageSource = str | os.PathLike | bytes | Image.Image
+
+
+def open_image(src: ImageSource) -> Image.Image:
+    """Open `src` lazily (header only) and check its pixel count before anything is decoded."""
+    if isinstance(src, Image.Image):
+        img = src
+    else:
+        fp = io.BytesIO(src) if isinstance(src, bytes) else Path(src)
+        if isinstance(fp, Path) and fp.is_dir():
+            raise ImageError("is a folder, not an image")
+        if isinstance(fp, Path) and fp.stat().st_size == 0 or isinstance(src, bytes) and not src:
+            raise ImageError("empty file")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(fp)
+        except UnidentifiedImageError:
+            raise ImageError("not an image Pillow can read") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError("too many pixels (decompression bomb guard)") from None
+        except OSError as e:
+            raise ImageError(f"cannot open image: {e}") from None
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{w}x{h} pixels is over the limit of {MAX_PIXELS:,} (decompression bomb guard)")
+    if w < 1 or h < 1:
+        raise ImageError(f"image has no pixels ({w}x{h})")
+    return img
+
+
+def _scale_to_uint8(a: np.ndarray, full_scale: float | None) -> np.ndarray:
+    """Scale an array to 0..255 by `full_scale`, or min-max when `full_scale` is None."""
+    a = a.astype(np.float64)
+    if full_scale is None:
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
+    else:
+        a = a * (255.0 / full_scale)
+    return np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB by the rule in the module docstring."""
+    mode = img.mode
+    if mode.startswith("I;16"):
+        return Image.fromarray(_scale_to_uint8(np.asarray(img), 65535.0)).convert("RGB")
+    if mode == "I":
+        a = np.asarray(img)
+        fits16 = a.size and a.min() >= 0 and a.max() <= 65535
+        scale = (255.0 if a.max() <= 255 else 65535.0) if fits16 else None
+        return Image.fromarray(_scale_to_uint8(a, scale)).convert("RGB")
+    if mode == "F":
+        a = np.asarray(img)
+        finite = a[np.isfinite(a)]
+        in_unit = finite.size and finite.min() >= 0 and finite.max() <= 1
+        return Image.fromarray(_scale_to_uint8(a, 1.0 if in_unit else None)).convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def to_model_input(src: ImageSource, size: int) -> np.ndarray:
+    """Any image -> `size`×`size`×3 uint8 array; raises `ImageError` with one clear message."""
+    img = open_image(src)
+    try:
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)
+        if img.format == "JPEG" and min(img.size) >= 4 * size:
+            img.draft("RGB", (2 * size, 2 * size))  # decode at reduced scale: fast, bounded memory
+        img = ImageOps.exif_transpose(img)
+        img = to_rgb(img)
+        if img.size != (size, size):
+            img = ImageOps.fit(img, (size, size), method=Image.Resampling.LANCZOS)
+        return np.asarray(img, dtype=np.uint8).copy()
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise ImageError(f"cannot decode image: {e}") from None

@@ -1,0 +1,157 @@
+"""Models by name. Every model maps a float batch in [0, 1] (N×3×H×W) to one logit per image.
+
+Normalisation lives inside the model (`Classifier`), so the Detector, ONNX export and training
+all feed the same thing: pixels / 255.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+from fakescope.errors import FakescopeError
+
+MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10 statistics; CIFAKE's real half is CIFAR-10
+STD = (0.2470, 0.2435, 0.2616)
+
+
+class Classifier(nn.Module):
+    """Normalise, run the backbone, return one logit per image (N,)."""
+
+    def __init__(self, net: nn.Module, mean=MEAN, std=STD):
+        super().__init__()
+        self.net = net
+        # A near-zero final layer starts every model at p = 0.5 (loss ln 2) instead of a random
+        # confident guess, which steadies the first steps of large-learning-rate recipes.
+        nn.init.normal_(net.fc.weight, std=1e-3)
+        nn.init.zeros_(net.fc.bias)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std).squeeze(1)
+
+
+def _resnet18(cifar_stem: bool) -> nn.Module:
+    net = torchvision.models.resnet18(weights=None, num_classes=1)
+    if cifar_stem:
+        # 3×3 stride-1 stem, no max-pool: a 32×32 input keeps a 4×4 map at layer4 (the ImageNet
+        # stem leaves 1×1 there, which makes Grad-CAM constant).
+        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    return net
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (two 3×3 convolutions and a shortcut)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    """A ResNet-10 with narrow stages and the CIFAR stem, for CPU training.
+
+    torchvision's ResNet fixes stage widths at 64..512 for basic blocks; at width 48 this net
+    costs ~1/8 of ResNet-18 (CIFAR stem) per image, which makes full-CIFAKE training on a
+    laptop-class CPU take minutes per epoch instead of an hour. Layer names follow torchvision
+    (`layer1`..`layer4`) so explanation code picks its layers the same way.
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int] = (48, 96, 192, 384)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        cin, stages = widths[0], []
+        for i, w in enumerate(widths):
+            stages.append(BasicBlock(cin, w, 1 if i == 0 else 2))
+            cin = w
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.fc = nn.Linear(cin, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+ARCHS: dict[str, Callable[[], nn.Module]] = {
+    "resnet18": lambda: _resnet18(cifar_stem=False),
+    "resnet18_cifar": lambda: _resnet18(cifar_stem=True),
+    "resnet10s": lambda: SmallResNet((48, 96, 192, 384)),
+    "resnet10t": lambda: SmallResNet((8, 16, 32, 64)),  # tiny: tests and smoke runs
+}
+
+
+def build_model(arch: str, mean=MEAN, std=STD) -> Classifier:
+    """Build a randomly initialised model by registry name (no weights are ever downloaded)."""
+    if arch not in ARCHS:
+        raise FakescopeError(f"unknown architecture {arch!r} (choose {', '.join(ARCHS)})")
+    return Classifier(ARCHS[arch](), mean, std)
+
+
+def cam_layer(model: Classifier) -> nn.Module:
+    """The layer Grad-CAM explains: the last stage, whatever the architecture."""
+    return model.net.layer4
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FakescopeError("--device cuda was asked for, but no CUDA GPU is available")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise FakescopeError(f"unknown device {device!r} (auto, cpu or cuda)") from None
+
+
+def autocast(device: torch.device, amp: str):
+    """bf16 autocast: always on CUDA with amp=auto, on the CPU only when asked (amp=bf16)."""
+    enabled = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 N×H×W×3 (as decoded) -> float N×3×H×W in [0, 1], the one model input layout."""
+    x = x.permute(0, 3, 1, 2).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+@torch.inference_mode()
+def batched_logits(
+    model: nn.Module,
+    x,
+    device: torch.device,
+    batch_size: int = 512,
+    tta: str = "none",
+    amp: str = "auto",
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """Logits for uint8 N×H×W×3 images (numpy or tensor), in batches; flip TTA averages the
+    logits of each image and its mirror. Returns float32 (N,) on the CPU."""
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = to_input(torch.as_tensor(x[i : i + batch_size]).to(device), channels_last)
+        with autocast(device, amp):
+            logits = model(xb).float()
+            if tta == "flip":
+                logits = (logits + model(xb.flip(3)).float()) / 2
+        out.append(logits.cpu())
+    return torch.cat(out) if out else torch.zeros(0)

@@ -1,0 +1,116 @@
+"""A training run end to end: data -> splits -> fit -> run folder.
+
+Run folder: `config.json` (model + resolved training config + metrics), `model.safetensors`,
+`checkpoint.safetensors` (for --resume), `data.json` (where the data came from), `history.csv`,
+`training_curve.png`, `metrics.json` (validation, and test when a test set is known).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fakescope.config import TrainConfig
+from fakescope.data import ClassNames, ImageSet, describe, load_images, make_splits
+from fakescope.detector import Detector, model_config, save_model
+from fakescope.errors import FakescopeError
+from fakescope.fileio import ensure_writable_dir, write_json, write_text
+from fakescope.metrics import compute_metrics
+from fakescope.models import resolve_device
+from fakescope.training import fit
+
+
+@dataclass
+class DataArgs:
+    """Where training data comes from; saved as data.json so --resume needs nothing else."""
+
+    paths: list[str]
+    split: str | None = None
+    test_paths: list[str] = field(default_factory=list)
+    real_names: list[str] = field(default_factory=lambda: list(ClassNames().real))
+    fake_names: list[str] = field(default_factory=lambda: list(ClassNames().fake))
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+    @property
+    def classes(self) -> ClassNames:
+        return ClassNames(tuple(self.real_names), tuple(self.fake_names))
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_train_data(cfg: TrainConfig, data: DataArgs, progress: bool = True
+                    ) -> tuple[ImageSet, ImageSet, ImageSet | None]:
+    """(train, val, test or None) by the configured protocol."""
+    split = "all" if cfg.protocol == "reference" else data.split
+    ds = load_images(data.paths, size=cfg.image_size, split=split, purpose="train",
+                     subset=cfg.subset, seed=cfg.seed, classes=data.classes,
+                     cache_dir=data.cache_dir, use_cache=data.use_cache, progress=progress)
+    log(f"training data: {describe(ds)}")
+    idx = make_splits(ds.y, cfg.protocol, cfg.val_fraction, cfg.seed)
+    test = ds.take(idx["test"]) if "test" in idx else None
+    if test is None and data.test_paths:
+        test = load_images(data.test_paths, size=cfg.image_size, split=None, purpose="eval",
+                           classes=data.classes, cache_dir=data.cache_dir,
+                           use_cache=data.use_cache, progress=progress)
+        log(f"test data: {describe(test)}")
+    return ds.take(idx["train"]), ds.take(idx["val"]), test
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    if history:
+        w = csv.DictWriter(buf, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+    return buf.getvalue()
+
+
+def train_run(cfg: TrainConfig, data: DataArgs, out: Path, *, resume: bool = False,
+              progress: bool = True, on_epoch=None) -> dict[str, Any]:
+    """Train into run folder `out`; returns the metrics written to metrics.json."""
+    ensure_writable_dir(out)
+    resolve_device(cfg.device)  # fail on a bad --device before decoding anything
+    if not resume:
+        write_json(out / "data.json", asdict(data))
+    train, val, test = load_train_data(cfg, data, progress)
+    log(f"split ({cfg.protocol}): train {len(train)}, val {len(val)}"
+        + (f", test {len(test)}" if test is not None else ""))
+    model, state = fit(cfg, train.x, train.y, val.x, val.y, out, resume=resume,
+                       progress=progress, log=log, on_epoch=on_epoch)
+
+    # Final metrics go through the same Detector that users get (one scoring path).
+    det = Detector(model, model_config(cfg.to_dict()), resolve_device(cfg.device))
+    metrics: dict[str, Any] = {
+        "epochs": state.epoch, "best_epoch": state.best_epoch,
+        "stopped_early": state.stopped_early, "train_seconds": round(state.train_seconds, 2),
+        "val": compute_metrics(val.y, det.score_arrays(val.x)),
+    }
+    if test is not None:
+        metrics["test"] = compute_metrics(test.y, det.score_arrays(test.x))
+    save_model(out, model, model_config(cfg.to_dict(), metrics))
+    write_json(out / "metrics.json", metrics)
+    write_text(out / "history.csv", history_csv(state.history))
+    from fakescope.plots import training_curve
+
+    training_curve(state.history, out / "training_curve.png")
+    return metrics
+
+
+def resume_args(run_dir: Path) -> tuple[TrainConfig, DataArgs]:
+    """Config and data of an interrupted run, from its checkpoint and data.json."""
+    from fakescope.training import checkpoint_config
+
+    cfg = TrainConfig(**checkpoint_config(run_dir))
+    try:
+        data = DataArgs(**json.loads((run_dir / "data.json").read_text()))
+    except (OSError, json.JSONDecodeError, TypeError) as e:
+        raise FakescopeError(f"cannot read {run_dir / 'data.json'}: {e}") from None
+    return cfg, data
