@@ -24,6 +24,11 @@ def _subset(value: str) -> float:
     return v
 
 
+def _progress(args) -> bool:
+    """Progress bars on stderr only for a person watching a terminal."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", nargs="+", required=required, metavar="PATH",
@@ -73,7 +78,7 @@ def cmd_train(args) -> int:
                         list(c.real), list(c.fake), args.cache_dir, not args.no_cache)
     log(f"training {cfg.arch} ({cfg.epochs} epochs max, batch {cfg.batch_size}, "
         f"lr {cfg.lr}, {cfg.optimizer}) -> {out}")
-    metrics = train_run(cfg, data, out, resume=bool(args.resume), progress=not args.quiet)
+    metrics = train_run(cfg, data, out, resume=bool(args.resume), progress=_progress(args))
     from fakescope.metrics import format_table
 
     for part in ("val", "test"):
@@ -91,7 +96,7 @@ def cmd_evaluate(args) -> int:
     det = Detector.load(args.model, device=args.device)
     m = evaluate(det, args.data, Path(args.out), split=args.split, subset=args.subset,
                  seed=args.seed, classes=_classes(args), threshold=args.threshold,
-                 cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet)
+                 cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args))
     print(format_table(m))
     print(f"written: {Path(args.out) / 'metrics.json'}, predictions.csv, plots")
     return 0
@@ -107,7 +112,7 @@ def cmd_predict(args) -> int:
     try:
         with cm as out:
             scored, fake, errors = run_predict(det, args.paths, args.format, out,
-                                               args.batch_size, progress=not args.quiet)
+                                               args.batch_size, progress=_progress(args))
     except OSError as e:
         raise FakescopeError(f"cannot write {args.output}: {e.strerror or e}") from None
     print(f"{scored} scored ({fake} fake, {scored - fake} real), {errors} not scored",
@@ -141,7 +146,7 @@ def cmd_tune(args) -> int:
                     list(c.real), list(c.fake), args.cache_dir, not args.no_cache)
     best = tune(data, Path(args.out), trials=args.trials, epochs=args.epochs,
                 subset=args.subset, preset=args.preset, device=args.device, seed=args.seed,
-                progress=not args.quiet)
+                progress=_progress(args))
     print(f"best: {best}\nwritten: {Path(args.out) / 'best_config.json'} (use with train "
           "--config), trials.csv")
     return 0
