@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 import tarfile
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(__import__("os").environ.get("FAKESCOPE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = Path(os.environ.get("FAKESCOPE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CIFAKE_TRAIN = SHARED / "cifake" / "cifake-train.tar.xz"
 CIFAKE_TEST = SHARED / "cifake" / "cifake-test.tar.xz"
 

@@ -15,10 +15,18 @@ import torch
 from safetensors.torch import load_file
 
 from fakescope.cli import main
-from tests.conftest import CIFAKE_TEST, CIFAKE_TRAIN, need_shared, make_image_tree
+from tests.conftest import CIFAKE_TEST, CIFAKE_TRAIN, make_image_tree, need_shared
 
-METRIC_KEYS = {"accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
-               "confusion_matrix", "n"}
+METRIC_KEYS = {
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "average_precision",
+    "confusion_matrix",
+    "n",
+}
 
 
 @pytest.mark.slow
@@ -26,17 +34,55 @@ def test_readme_train_then_evaluate_on_shared_archives(tmp_path, capsys):
     """The README's new-user commands, exactly (subset 1000, one epoch, CPU)."""
     need_shared()
     run, ev = tmp_path / "run", tmp_path / "eval"
-    assert main(["train", "--preset", "reference", "--data", str(CIFAKE_TRAIN), "--subset",
-                 "1000", "--epochs", "1", "--device", "cpu", "--out", str(run)]) == 0
-    for f in ("config.json", "model.safetensors", "checkpoint.safetensors", "history.csv",
-              "training_curve.png", "metrics.json"):
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "reference",
+                "--data",
+                str(CIFAKE_TRAIN),
+                "--subset",
+                "1000",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    for f in (
+        "config.json",
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "history.csv",
+        "training_curve.png",
+        "metrics.json",
+    ):
         assert (run / f).is_file(), f
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["training"]["batch_size"] == 16 and cfg["training"]["lr"] == 5e-4
-    assert main(["evaluate", "--data", str(CIFAKE_TEST), "--subset", "1000", "--model", str(run),
-                 "--out", str(ev)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(CIFAKE_TEST),
+                "--subset",
+                "1000",
+                "--model",
+                str(run),
+                "--out",
+                str(ev),
+            ]
+        )
+        == 0
+    )
     m = json.loads((ev / "metrics.json").read_text())
-    assert METRIC_KEYS <= set(m) and m["n"] == 1000
+    assert set(m) >= METRIC_KEYS and m["n"] == 1000
     lines = (ev / "predictions.csv").read_text().splitlines()
     assert lines[0] == "path,label,prob_fake" and len(lines) == 1001
     for png in ("confusion_matrix.png", "roc_curve.png", "score_histogram.png"):
@@ -47,14 +93,55 @@ def test_readme_train_then_evaluate_on_shared_archives(tmp_path, capsys):
 
 def test_train_reference_protocol_and_test_data(cifake_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--data", str(cifake_dir), "--split", "all", "--protocol", "reference",
-                 "--arch", "resnet10t", "--epochs", "1", "--batch-size", "64", "--device", "cpu",
-                 "--out", str(run), "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(cifake_dir),
+                "--split",
+                "all",
+                "--protocol",
+                "reference",
+                "--arch",
+                "resnet10t",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--device",
+                "cpu",
+                "--out",
+                str(run),
+                "-q",
+            ]
+        )
+        == 0
+    )
     m = json.loads((run / "metrics.json").read_text())
     assert m["test"]["n"] == 160 and m["val"]["n"] == 128  # 800 pooled: 80/20 then 80/20
     run2 = tmp_path / "run2"
-    assert main(["train", "--data", str(cifake_dir), "--test-data", str(cifake_dir), "--arch",
-                 "resnet10t", "--epochs", "1", "--device", "cpu", "--out", str(run2), "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(cifake_dir),
+                "--test-data",
+                str(cifake_dir),
+                "--arch",
+                "resnet10t",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(run2),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert json.loads((run2 / "metrics.json").read_text())["test"]["n"] == 200
 
 
@@ -81,8 +168,23 @@ def test_unwritable_output_is_a_clear_error(cifake_dir, tmp_path, capsys):
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
         out = ro / "run"
-    assert main(["train", "--data", str(cifake_dir), "--arch", "resnet10t", "--epochs", "1",
-                 "--out", str(out), "-q"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(cifake_dir),
+                "--arch",
+                "resnet10t",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "not writable" in capsys.readouterr().err
 
 
@@ -95,32 +197,108 @@ def test_models_lists_names_first(capsys):
 def test_tune_writes_trials_and_a_config_train_accepts(cifake_dir, tmp_path, capsys):
     pytest.importorskip("optuna")
     out = tmp_path / "tune"
-    assert main(["tune", "--data", str(cifake_dir), "--subset", "200", "--trials", "2",
-                 "--epochs", "1", "--device", "cpu", "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--data",
+                str(cifake_dir),
+                "--subset",
+                "200",
+                "--trials",
+                "2",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     rows = (out / "trials.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("trial,state,val_loss")
     best = json.loads((out / "best_config.json").read_text())
     assert best["batch_size"] in (16, 32, 64, 128, 256) and 1e-4 <= best["lr"] <= 1e-2
     run = tmp_path / "run"
-    assert main(["train", "--config", str(out / "best_config.json"), "--data", str(cifake_dir),
-                 "--subset", "200", "--arch", "resnet10t", "--epochs", "1", "--device", "cpu",
-                 "--out", str(run), "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(out / "best_config.json"),
+                "--data",
+                str(cifake_dir),
+                "--subset",
+                "200",
+                "--arch",
+                "resnet10t",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(run),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert json.loads((run / "config.json").read_text())["training"]["lr"] == best["lr"]
 
 
 def test_corrupt_files_are_excluded_from_training(tmp_path, capsys):
     data = make_image_tree(tmp_path / "d", {"real": 20, "fake": 20})
     (data / "fake" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    assert main(["train", "--data", str(data), "--arch", "resnet10t", "--epochs", "1",
-                 "--device", "cpu", "--out", str(tmp_path / "run"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--arch",
+                "resnet10t",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "run"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "1 images could not be decoded" in err and "broken.png" in err
 
 
 def _train_cmd(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "fakescope", "train", "--data", str(data), "--arch",
-            "resnet10t", "--preset", "cpu", "--amp", "off", "--epochs", "5", "--batch-size",
-            "16", "--device", "cpu", "--out", str(out), "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "fakescope",
+        "train",
+        "--data",
+        str(data),
+        "--arch",
+        "resnet10t",
+        "--preset",
+        "cpu",
+        "--amp",
+        "off",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "-q",
+    ]
 
 
 @pytest.mark.slow
@@ -137,8 +315,12 @@ def test_sigkill_then_resume_equals_uninterrupted(cifake_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     assert not (cut / "model.safetensors").exists()  # it really was cut short
-    subprocess.run([sys.executable, "-m", "fakescope", "train", "--resume", str(cut), "-q"],
-                   check=True, env=env, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "fakescope", "train", "--resume", str(cut), "-q"],
+        check=True,
+        env=env,
+        timeout=600,
+    )
 
     a, b = load_file(str(full / "model.safetensors")), load_file(str(cut / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -25,7 +25,9 @@ def _load(paths, **kw):
 
 
 def _labels_by_folder(ds):
-    return {Path(n.split("::")[-1]).parent.name: int(y) for n, y in zip(ds.names, ds.y)}
+    return {
+        Path(n.split("::")[-1]).parent.name: int(y) for n, y in zip(ds.names, ds.y, strict=True)
+    }
 
 
 def test_alphabetical_order_trap(tmp_path):
@@ -77,8 +79,9 @@ def _archive_variants(src: Path, out: Path) -> list[Path]:
 
 
 def test_archives_equal_folder(tmp_path):
-    src = make_image_tree(tmp_path / "src", {"train/REAL": 3, "train/FAKE": 4, "test/REAL": 2,
-                                              "test/FAKE": 2})
+    src = make_image_tree(
+        tmp_path / "src", {"train/REAL": 3, "train/FAKE": 4, "test/REAL": 2, "test/FAKE": 2}
+    )
     ref = _load([src], split="train", use_cache=False)
     for arch in _archive_variants(src, tmp_path):
         ds = _load([arch], split="train", use_cache=False)
@@ -93,12 +96,13 @@ def test_real_cifake_archive_equals_unpacked_folder(cifake_dir, cifake_tar):
     assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
     assert a.counts() == {"real": 300, "fake": 300}
     # labels follow the folder names in the Kaggle layout
-    assert all((("/REAL/" in n) == (y == REAL)) for n, y in zip(a.names, a.y))
+    assert all((("/REAL/" in n) == (y == REAL)) for n, y in zip(a.names, a.y, strict=True))
 
 
 def test_split_selection(tmp_path):
-    src = make_image_tree(tmp_path, {"train/REAL": 3, "train/FAKE": 3, "test/REAL": 1,
-                                     "test/FAKE": 2})
+    src = make_image_tree(
+        tmp_path, {"train/REAL": 3, "train/FAKE": 3, "test/REAL": 1, "test/FAKE": 2}
+    )
     assert len(_load([src], use_cache=False)) == 6  # auto: train for training
     assert len(_load([src], purpose="eval", use_cache=False)) == 3  # auto: test for eval
     assert len(_load([src], split="all", use_cache=False)) == 9
@@ -133,8 +137,14 @@ def _parquet(path: Path, rows, label_type, names=("REAL", "FAKE")):
     labels = [lab for _, lab in rows]
     table = pa.table({"image": images, "label": pa.array(labels, label_type)})
     if names is not None:
-        meta = {"info": {"features": {"image": {"_type": "Image"},
-                                      "label": {"names": list(names), "_type": "ClassLabel"}}}}
+        meta = {
+            "info": {
+                "features": {
+                    "image": {"_type": "Image"},
+                    "label": {"names": list(names), "_type": "ClassLabel"},
+                }
+            }
+        }
         table = table.replace_schema_metadata({b"huggingface": json.dumps(meta).encode()})
     pq.write_table(table, path)
     return path
@@ -161,8 +171,7 @@ def test_parquet_int_labels_mapped_by_name(tmp_path):
 def test_parquet_string_labels_and_unnamed_ints(tmp_path):
     pa = pytest.importorskip("pyarrow")
     rows = [(_png(1), "real"), (_png(2), "fake")]
-    ds = _load([_parquet(tmp_path / "s.parquet", rows, pa.string(), names=None)],
-               use_cache=False)
+    ds = _load([_parquet(tmp_path / "s.parquet", rows, pa.string(), names=None)], use_cache=False)
     assert ds.y.tolist() == [REAL, FAKE]
     bad = _parquet(tmp_path / "u.parquet", [(_png(1), 0), (_png(2), 1)], pa.int64(), names=None)
     with pytest.raises(FakescopeError, match="never by position"):

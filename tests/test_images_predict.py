@@ -124,8 +124,9 @@ def _predict(args, capsys) -> tuple[int, str, str]:
 
 def test_predict_hostile_corpus_all_formats(tiny_model, tmp_path, capsys):
     expected = make_corpus(tmp_path / "corpus")
-    code, out, err = _predict([str(tmp_path / "corpus"), "--model", str(tiny_model),
-                               "--format", "csv"], capsys)
+    code, out, err = _predict(
+        [str(tmp_path / "corpus"), "--model", str(tiny_model), "--format", "csv"], capsys
+    )
     rows = list(csv.DictReader(io.StringIO(out)))
     by_name = {str(Path(r["path"]).relative_to(tmp_path / "corpus")): r for r in rows}
     assert set(by_name) == set(expected)  # nothing skipped, nothing extra
@@ -139,8 +140,9 @@ def test_predict_hostile_corpus_all_formats(tiny_model, tmp_path, capsys):
     assert f"{sum(expected.values())} scored" in err.strip().splitlines()[-1]
 
     for fmt in ("json", "jsonl", "table"):
-        code, out, _ = _predict([str(tmp_path / "corpus"), "--model", str(tiny_model),
-                                 "--format", fmt], capsys)
+        code, out, _ = _predict(
+            [str(tmp_path / "corpus"), "--model", str(tiny_model), "--format", fmt], capsys
+        )
         if fmt == "json":
             assert len(json.loads(out)) == len(expected)
         elif fmt == "jsonl":
@@ -153,8 +155,18 @@ def test_predict_exit_status_output_file_and_globs(tiny_model, tmp_path, capsys)
     for i in range(3):
         (tmp_path / f"img{i}.png").write_bytes(valid_files()["plain.png"])
     out_file = tmp_path / "out.jsonl"
-    code, out, err = _predict([str(tmp_path / "img*.png"), "--model", str(tiny_model),
-                               "--format", "jsonl", "--output", str(out_file)], capsys)
+    code, out, err = _predict(
+        [
+            str(tmp_path / "img*.png"),
+            "--model",
+            str(tiny_model),
+            "--format",
+            "jsonl",
+            "--output",
+            str(out_file),
+        ],
+        capsys,
+    )
     assert code == 0 and out == "" and "3 scored" in err
     assert len(out_file.read_text().splitlines()) == 3
     code, out, err = _predict([str(tmp_path / "nope.png"), "--model", str(tiny_model)], capsys)
@@ -166,9 +178,23 @@ def test_predict_exit_status_output_file_and_globs(tiny_model, tmp_path, capsys)
 def test_predict_memory_bounded_in_subprocess(tiny_model, tmp_path):
     make_corpus(tmp_path / "c")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    r = subprocess.run([sys.executable, "-m", "fakescope", "predict", "-q", str(tmp_path / "c"),
-                        "--model", str(tiny_model), "--format", "jsonl"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fakescope",
+            "predict",
+            "-q",
+            str(tmp_path / "c"),
+            "--model",
+            str(tiny_model),
+            "--format",
+            "jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert peak_mb < 1500 or before / 1024 >= 1500, peak_mb  # a bomb would need 30 GB

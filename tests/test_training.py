@@ -70,7 +70,13 @@ def test_unknown_arch_and_preset():
 def test_config_resolution_order(tmp_path):
     ref = resolve_config("reference")
     assert (ref.arch, ref.batch_size, ref.lr, ref.optimizer, ref.patience, ref.flip) == (
-        "resnet18", 16, 5e-4, "adam", 3, True)
+        "resnet18",
+        16,
+        5e-4,
+        "adam",
+        3,
+        True,
+    )
     f = tmp_path / "c.json"
     f.write_text('{"lr": 0.01, "batch_size": 64}')
     cfg = resolve_config("reference", f, {"batch_size": 32, "epochs": None})
@@ -89,7 +95,7 @@ def test_augment_flip_and_translate_preserve_content():
             for dx in range(5):
                 for src in (x[i], x[i].flip(2)):
                     crop = torch.nn.functional.pad(src[None], (2, 2, 2, 2), mode="reflect")[0]
-                    if torch.equal(crop[:, dy:dy + 32, dx:dx + 32], out[i]):
+                    if torch.equal(crop[:, dy : dy + 32, dx : dx + 32], out[i]):
                         found = True
         assert found
 
@@ -117,12 +123,14 @@ def test_early_stopping_stops_and_restores_best(tmp_path, monkeypatch):
 def test_short_real_training_beats_chance(cifake_dir):
     ds = load_images([str(cifake_dir)], split="train", progress=False)  # 600 real images
     test = load_images([str(cifake_dir)], split="test", purpose="eval", progress=False)
-    cfg = resolve_config("cpu", overrides={"epochs": 6, "device": "cpu", "amp": "off",
-                                           "batch_size": 64, "lr": 0.05})
+    cfg = resolve_config(
+        "cpu", overrides={"epochs": 6, "device": "cpu", "amp": "off", "batch_size": 64, "lr": 0.05}
+    )
     idx = make_splits(ds.y, "official", 0.2, 0)
     tr, va = ds.take(idx["train"]), ds.take(idx["val"])
-    model, _ = training.fit(cfg, tr.x, tr.y, va.x, va.y, cifake_dir.parent / "run",
-                            progress=False, log=lambda _: None)
+    model, _ = training.fit(
+        cfg, tr.x, tr.y, va.x, va.y, cifake_dir.parent / "run", progress=False, log=lambda _: None
+    )
     det = Detector(model, model_config(cfg.to_dict()), torch.device("cpu"))
     m = compute_metrics(test.y, det.score_arrays(test.x))
     assert m["accuracy"] > 0.70 and m["roc_auc"] > 0.78, m  # 200 held-out CIFAKE test images

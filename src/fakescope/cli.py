@@ -31,19 +31,40 @@ def _progress(args) -> bool:
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", nargs="+", required=required, metavar="PATH",
-                   help="folders, .zip, .tar[.gz|.xz] or .parquet files (several are pooled)")
-    g.add_argument("--split", help="split folder to use (train, test, validation ...) or 'all'; "
-                   "default: train for training, test (else validation) for evaluation")
-    g.add_argument("--real-name", action="append", metavar="NAME",
-                   help="folder/label name meaning REAL (repeatable; default: real)")
-    g.add_argument("--fake-name", action="append", metavar="NAME",
-                   help="folder/label name meaning FAKE (repeatable; default: fake, ai, "
-                   "ai_generated, generated)")
-    g.add_argument("--subset", type=_subset, metavar="N",
-                   help="stratified sample: a count (> 1) or a fraction (<= 1)")
-    g.add_argument("--cache-dir", help="decoded-image cache (default $FAKESCOPE_CACHE or "
-                   "~/.cache/fakescope)")
+    g.add_argument(
+        "--data",
+        nargs="+",
+        required=required,
+        metavar="PATH",
+        help="folders, .zip, .tar[.gz|.xz] or .parquet files (several are pooled)",
+    )
+    g.add_argument(
+        "--split",
+        help="split folder to use (train, test, validation ...) or 'all'; "
+        "default: train for training, test (else validation) for evaluation",
+    )
+    g.add_argument(
+        "--real-name",
+        action="append",
+        metavar="NAME",
+        help="folder/label name meaning REAL (repeatable; default: real)",
+    )
+    g.add_argument(
+        "--fake-name",
+        action="append",
+        metavar="NAME",
+        help="folder/label name meaning FAKE (repeatable; default: fake, ai, "
+        "ai_generated, generated)",
+    )
+    g.add_argument(
+        "--subset",
+        type=_subset,
+        metavar="N",
+        help="stratified sample: a count (> 1) or a fraction (<= 1)",
+    )
+    g.add_argument(
+        "--cache-dir", help="decoded-image cache (default $FAKESCOPE_CACHE or ~/.cache/fakescope)"
+    )
     g.add_argument("--no-cache", action="store_true", help="decode again, write no cache")
 
 
@@ -55,8 +76,19 @@ def _classes(args):
 
 
 def _train_overrides(args) -> dict:
-    keys = ("arch", "epochs", "batch_size", "lr", "seed", "device", "subset", "protocol",
-            "patience", "optimizer", "amp")
+    keys = (
+        "arch",
+        "epochs",
+        "batch_size",
+        "lr",
+        "seed",
+        "device",
+        "subset",
+        "protocol",
+        "patience",
+        "optimizer",
+        "amp",
+    )
     return {k: getattr(args, k, None) for k in keys}
 
 
@@ -73,11 +105,19 @@ def cmd_train(args) -> int:
         out = Path(args.out)
         cfg = resolve_config(args.preset, args.config, _train_overrides(args))
         c = _classes(args)
-        data = DataArgs([str(Path(p).resolve()) for p in args.data], args.split,
-                        [str(Path(p).resolve()) for p in args.test_data or []],
-                        list(c.real), list(c.fake), args.cache_dir, not args.no_cache)
-    log(f"training {cfg.arch} ({cfg.epochs} epochs max, batch {cfg.batch_size}, "
-        f"lr {cfg.lr}, {cfg.optimizer}) -> {out}")
+        data = DataArgs(
+            [str(Path(p).resolve()) for p in args.data],
+            args.split,
+            [str(Path(p).resolve()) for p in args.test_data or []],
+            list(c.real),
+            list(c.fake),
+            args.cache_dir,
+            not args.no_cache,
+        )
+    log(
+        f"training {cfg.arch} ({cfg.epochs} epochs max, batch {cfg.batch_size}, "
+        f"lr {cfg.lr}, {cfg.optimizer}) -> {out}"
+    )
     metrics = train_run(cfg, data, out, resume=bool(args.resume), progress=_progress(args))
     from fakescope.metrics import format_table
 
@@ -94,9 +134,19 @@ def cmd_evaluate(args) -> int:
     from fakescope.metrics import format_table
 
     det = Detector.load(args.model, device=args.device)
-    m = evaluate(det, args.data, Path(args.out), split=args.split, subset=args.subset,
-                 seed=args.seed, classes=_classes(args), threshold=args.threshold,
-                 cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args))
+    m = evaluate(
+        det,
+        args.data,
+        Path(args.out),
+        split=args.split,
+        subset=args.subset,
+        seed=args.seed,
+        classes=_classes(args),
+        threshold=args.threshold,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        progress=_progress(args),
+    )
     print(format_table(m))
     print(f"written: {Path(args.out) / 'metrics.json'}, predictions.csv, plots")
     return 0
@@ -107,16 +157,19 @@ def cmd_predict(args) -> int:
     from fakescope.predict import run_predict
 
     det = Detector.load(args.model, device=args.device)
-    cm = open(args.output, "w", encoding="utf-8", newline="") if args.output \
-        else contextlib.nullcontext(sys.stdout)
     try:
-        with cm as out:
-            scored, fake, errors = run_predict(det, args.paths, args.format, out,
-                                               args.batch_size, progress=_progress(args))
+        with contextlib.ExitStack() as stack:
+            out = sys.stdout
+            if args.output:
+                out = stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
+            scored, fake, errors = run_predict(
+                det, args.paths, args.format, out, args.batch_size, progress=_progress(args)
+            )
     except OSError as e:
         raise FakescopeError(f"cannot write {args.output}: {e.strerror or e}") from None
-    print(f"{scored} scored ({fake} fake, {scored - fake} real), {errors} not scored",
-          file=sys.stderr)
+    print(
+        f"{scored} scored ({fake} fake, {scored - fake} real), {errors} not scored", file=sys.stderr
+    )
     return 0 if errors == 0 else 1
 
 
@@ -142,13 +195,30 @@ def cmd_tune(args) -> int:
     from fakescope.tune import tune
 
     c = _classes(args)
-    data = DataArgs([str(Path(p).resolve()) for p in args.data], args.split, [],
-                    list(c.real), list(c.fake), args.cache_dir, not args.no_cache)
-    best = tune(data, Path(args.out), trials=args.trials, epochs=args.epochs,
-                subset=args.subset, preset=args.preset, device=args.device, seed=args.seed,
-                progress=_progress(args))
-    print(f"best: {best}\nwritten: {Path(args.out) / 'best_config.json'} (use with train "
-          "--config), trials.csv")
+    data = DataArgs(
+        [str(Path(p).resolve()) for p in args.data],
+        args.split,
+        [],
+        list(c.real),
+        list(c.fake),
+        args.cache_dir,
+        not args.no_cache,
+    )
+    best = tune(
+        data,
+        Path(args.out),
+        trials=args.trials,
+        epochs=args.epochs,
+        subset=args.subset,
+        preset=args.preset,
+        device=args.device,
+        seed=args.seed,
+        progress=_progress(args),
+    )
+    print(
+        f"best: {best}\nwritten: {Path(args.out) / 'best_config.json'} (use with train "
+        "--config), trials.csv"
+    )
     return 0
 
 
@@ -169,15 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="auto", help="auto, cpu or cuda")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
         if model:
-            sp.add_argument("--model", help="shipped model name or run folder "
-                            "(default: the shipped CIFAKE model)")
+            sp.add_argument(
+                "--model",
+                help="shipped model name or run folder (default: the shipped CIFAKE model)",
+            )
 
     t = sub.add_parser("train", help="train a detector into a run folder")
     _add_data_args(t, required=False)
     t.add_argument("--out", help="run folder")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    t.add_argument("--test-data", nargs="+", metavar="PATH",
-                   help="test set scored at the end (official protocol)")
+    t.add_argument(
+        "--test-data",
+        nargs="+",
+        metavar="PATH",
+        help="test set scored at the end (official protocol)",
+    )
     t.add_argument("--preset", help="reference, fast or cpu (default: fast on a GPU, else cpu)")
     t.add_argument("--config", help="JSON config file (e.g. tune's best_config.json)")
     t.add_argument("--arch")
@@ -242,8 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; a training run continues with: fakescope train --resume RUN_DIR",
-              file=sys.stderr)
+        print(
+            "interrupted; a training run continues with: fakescope train --resume RUN_DIR",
+            file=sys.stderr,
+        )
         return 130
     except MemoryError:
         print("error: out of memory (try --subset or a smaller --batch-size)", file=sys.stderr)

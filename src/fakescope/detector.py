@@ -46,8 +46,9 @@ def available_models() -> list[str]:
     return sorted(names, key=lambda n: n != DEFAULT_MODEL)
 
 
-def save_model(run_dir: Path, model: Classifier, config: dict[str, Any],
-               half: bool = False) -> None:
+def save_model(
+    run_dir: Path, model: Classifier, config: dict[str, Any], half: bool = False
+) -> None:
     """Write weights (safetensors) then config.json carrying the weights' SHA-256."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
@@ -58,8 +59,9 @@ def save_model(run_dir: Path, model: Classifier, config: dict[str, Any],
     write_json(run_dir / CONFIG, config)
 
 
-def model_config(train_cfg: dict[str, Any], metrics: dict[str, Any] | None = None,
-                 threshold: float = 0.5) -> dict[str, Any]:
+def model_config(
+    train_cfg: dict[str, Any], metrics: dict[str, Any] | None = None, threshold: float = 0.5
+) -> dict[str, Any]:
     """The self-describing model config written beside the weights."""
     from fakescope.models import MEAN, STD
 
@@ -72,8 +74,8 @@ def model_config(train_cfg: dict[str, Any], metrics: dict[str, Any] | None = Non
         "threshold": threshold,
         "tta": train_cfg.get("tta", "none"),
         "preprocessing": "fakescope.images.to_model_input: first frame, EXIF orientation, "
-                         "RGB (alpha on white, high bit depth scaled), centre square crop, "
-                         "Lanczos resize to input_size; pixels / 255; normalised in the model",
+        "RGB (alpha on white, high bit depth scaled), centre square crop, "
+        "Lanczos resize to input_size; pixels / 255; normalised in the model",
         "training": train_cfg,
         "metrics": metrics or {},
     }
@@ -92,15 +94,17 @@ def _resolve_model_dir(model: str | os.PathLike | None) -> tuple[Path, bool]:
         names = ", ".join(available_models()) or "none"
         raise FakescopeError(
             f"no model at {model!s}: give a shipped model name ({names}) or a run folder "
-            f"with {CONFIG} and {WEIGHTS}")
+            f"with {CONFIG} and {WEIGHTS}"
+        )
     return path, False
 
 
 class Detector:
     """Load a model once; score images, arrays or whole batches; explain a verdict."""
 
-    def __init__(self, model: Classifier, config: dict[str, Any], device: torch.device,
-                 name: str = ""):
+    def __init__(
+        self, model: Classifier, config: dict[str, Any], device: torch.device, name: str = ""
+    ):
         self.model, self.config, self.device, self.name = model.eval(), config, device, name
         self.input_size = int(config["input_size"])
         self.threshold = float(config.get("threshold", 0.5))
@@ -120,7 +124,8 @@ class Detector:
         expected = config.get("weights_sha256")
         if (shipped or expected) and sha256_file(wfile) != expected:
             raise FakescopeError(
-                f"{wfile}: SHA-256 does not match {CONFIG} (corrupt or replaced weights file)")
+                f"{wfile}: SHA-256 does not match {CONFIG} (corrupt or replaced weights file)"
+            )
         try:
             state = load_file(str(wfile))
         except Exception as e:  # noqa: BLE001 - safetensors raises several types
@@ -131,13 +136,18 @@ class Detector:
         if expected_shapes != got_shapes:
             missing = sorted(set(expected_shapes) - set(got_shapes))[:3]
             extra = sorted(set(got_shapes) - set(expected_shapes))[:3]
-            wrong = [k for k in expected_shapes.keys() & got_shapes.keys()
-                     if expected_shapes[k] != got_shapes[k]][:3]
+            wrong = [
+                k
+                for k in expected_shapes.keys() & got_shapes.keys()
+                if expected_shapes[k] != got_shapes[k]
+            ][:3]
             raise FakescopeError(
                 f"{wfile} does not fit architecture {config.get('arch')!r}: "
-                f"missing {missing}, unexpected {extra}, wrong shape {wrong}")
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v
-                             for k, v in state.items()})
+                f"missing {missing}, unexpected {extra}, wrong shape {wrong}"
+            )
+        net.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
         dev = resolve_device(device)
         return cls(net.to(dev), config, dev, name=path.name if shipped else str(path))
 
@@ -164,8 +174,9 @@ class Detector:
         x = self.preprocess(image)[None]
         return self._row(_name_of(image), float(self.score_arrays(x)[0]))
 
-    def iter_predict(self, images: Iterable[ImageSource], batch_size: int = 256,
-                     workers: int | None = None) -> Iterator[dict[str, Any]]:
+    def iter_predict(
+        self, images: Iterable[ImageSource], batch_size: int = 256, workers: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Stream rows for any number of images: decoded in threads a batch at a time (memory
         bounded), scored in batches; an unreadable image yields a row with `error` set."""
         workers = workers or os.cpu_count() or 1
@@ -198,8 +209,20 @@ class Detector:
             else:
                 yield self._row(_name_of(img), None, arrays[i])
 
-    def predict_batch(self, images: Iterable[ImageSource],
-                      batch_size: int = 256) -> list[dict[str, Any]]:
+    def explain(self, image: ImageSource, method: str = "gradcam"):
+        """Grad-CAM for the predicted class -> `Explanation` (heatmap at input size in [0, 1],
+        `.overlay`, `.panel()`). Needs the `explain` extra."""
+        from fakescope.explain import Explanation, cam_batch
+
+        x = self.preprocess(image)[None]
+        prob = float(self.score_arrays(x)[0])
+        pred = int(prob >= self.threshold)
+        heat = cam_batch(self.model, x, np.array([pred]), self.input_size, method)[0]
+        return Explanation(x[0], heat, prob, LABEL_NAMES[pred], method)
+
+    def predict_batch(
+        self, images: Iterable[ImageSource], batch_size: int = 256
+    ) -> list[dict[str, Any]]:
         """Rows for paths or PIL images; bad images get an `error` instead of raising."""
         return list(self.iter_predict(images, batch_size))
 

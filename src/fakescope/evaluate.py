@@ -15,23 +15,44 @@ from fakescope.plots import evaluation_plots
 from fakescope.runs import log
 
 
-def evaluate(det: Detector, paths: list[str], out: Path, *, split: str | None = None,
-             subset: float | None = None, seed: int = 0, classes: ClassNames = ClassNames(),
-             threshold: float | None = None, cache_dir: str | None = None,
-             use_cache: bool = True, progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    det: Detector,
+    paths: list[str],
+    out: Path,
+    *,
+    split: str | None = None,
+    subset: float | None = None,
+    seed: int = 0,
+    classes: ClassNames = ClassNames(),
+    threshold: float | None = None,
+    cache_dir: str | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Score every image in `paths` with `det`; write metrics, per-image scores and plots."""
     ensure_writable_dir(out)
-    ds = load_images(paths, size=det.input_size, split=split, purpose="eval", subset=subset,
-                     seed=seed, classes=classes, cache_dir=cache_dir, use_cache=use_cache,
-                     progress=progress)
+    ds = load_images(
+        paths,
+        size=det.input_size,
+        split=split,
+        purpose="eval",
+        subset=subset,
+        seed=seed,
+        classes=classes,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        progress=progress,
+    )
     log(f"evaluation data: {describe(ds)}")
     prob = det.score_arrays(ds.x)
     threshold = det.threshold if threshold is None else threshold
     metrics = compute_metrics(ds.y, prob, threshold)
     metrics["model"] = det.name
     metrics["data"] = [str(p) for p in paths]
-    metrics["skipped"] = {"non_image": ds.report.get("non_image", 0),
-                          "undecodable": len(ds.report.get("failed", []))}
+    metrics["skipped"] = {
+        "non_image": ds.report.get("non_image", 0),
+        "undecodable": len(ds.report.get("failed", [])),
+    }
     write_json(out / "metrics.json", metrics)
     buf = io.StringIO()
     w = csv.writer(buf)

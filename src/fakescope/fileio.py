@@ -1,4 +1,4 @@
-"""Atomic file writes: a kill at any moment leaves either the old file or the new one, never half."""
+"""Atomic file writes: a kill at any moment leaves the old file or the new one, never half."""
 
 from __future__ import annotations
 

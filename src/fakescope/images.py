@@ -53,13 +53,16 @@ def open_image(src: ImageSource) -> Image.Image:
         except UnidentifiedImageError:
             raise ImageError("not an image Pillow can read") from None
         except Image.DecompressionBombError:
-            raise ImageError(f"over the limit of {MAX_PIXELS:,} pixels "
-                             "(decompression bomb guard)") from None
+            raise ImageError(
+                f"over the limit of {MAX_PIXELS:,} pixels (decompression bomb guard)"
+            ) from None
         except OSError as e:
             raise ImageError(f"cannot open image: {e}") from None
     w, h = img.size
     if w * h > MAX_PIXELS:
-        raise ImageError(f"{w}x{h} pixels is over the limit of {MAX_PIXELS:,} (decompression bomb guard)")
+        raise ImageError(
+            f"{w}x{h} pixels is over the limit of {MAX_PIXELS:,} (decompression bomb guard)"
+        )
     if w < 1 or h < 1:
         raise ImageError(f"image has no pixels ({w}x{h})")
     return img

@@ -9,8 +9,9 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def compute_metrics(y_true: np.ndarray, prob_fake: np.ndarray,
-                    threshold: float = 0.5) -> dict[str, Any]:
+def compute_metrics(
+    y_true: np.ndarray, prob_fake: np.ndarray, threshold: float = 0.5
+) -> dict[str, Any]:
     """accuracy, precision, recall, f1, roc_auc, average_precision, confusion_matrix, n.
 
     The confusion matrix is [[TN, FP], [FN, TP]] (rows: true real, true fake). AUC and AP are
@@ -25,8 +26,9 @@ def compute_metrics(y_true: np.ndarray, prob_fake: np.ndarray,
         "recall": float(skm.recall_score(y_true, y_pred, zero_division=0)),
         "f1": float(skm.f1_score(y_true, y_pred, zero_division=0)),
         "roc_auc": float(skm.roc_auc_score(y_true, prob_fake)) if both else None,
-        "average_precision": (float(skm.average_precision_score(y_true, prob_fake))
-                              if both else None),
+        "average_precision": (
+            float(skm.average_precision_score(y_true, prob_fake)) if both else None
+        ),
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
         "n": int(len(y_true)),
         "threshold": threshold,

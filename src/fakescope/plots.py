@@ -50,9 +50,15 @@ def evaluation_plots(y: np.ndarray, prob: np.ndarray, cm: list[list[int]], out: 
     for i in range(2):
         for j in range(2):
             ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=14)
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["real", "fake"],
-           yticklabels=["real", "fake"], xlabel="predicted", ylabel="true",
-           title="confusion matrix")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["real", "fake"],
+        yticklabels=["real", "fake"],
+        xlabel="predicted",
+        ylabel="true",
+        title="confusion matrix",
+    )
     _save(fig, out / "confusion_matrix.png")
 
     fig, ax = plt.subplots(figsize=(4, 4))

@@ -61,7 +61,9 @@ class RowWriter:
         elif self.fmt == "jsonl":
             self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
         elif self.fmt == "json":
-            self.out.write(("\n  " if self.first else ",\n  ") + json.dumps(row, ensure_ascii=False))
+            self.out.write(
+                ("\n  " if self.first else ",\n  ") + json.dumps(row, ensure_ascii=False)
+            )
         else:
             if row["error"]:
                 self.out.write(f"{'-':>9}  {'error':<5}  {row['path']}: {row['error']}\n")
@@ -75,8 +77,9 @@ class RowWriter:
             self.out.write("\n]\n" if not self.first else "]\n")
 
 
-def run_predict(det, paths: list[str], fmt: str, out: IO[str], batch_size: int = 256,
-                progress: bool = True) -> tuple[int, int, int]:
+def run_predict(
+    det, paths: list[str], fmt: str, out: IO[str], batch_size: int = 256, progress: bool = True
+) -> tuple[int, int, int]:
     """Score everything; returns (scored, fake, errors)."""
     from tqdm import tqdm
 
@@ -88,8 +91,9 @@ def run_predict(det, paths: list[str], fmt: str, out: IO[str], batch_size: int =
     def images() -> Iterator[str]:
         for p in items:
             if isinstance(p, Missing):
-                missing_rows.append({"path": str(p), "prob_fake": None, "label": None,
-                                     "error": "no such file"})
+                missing_rows.append(
+                    {"path": str(p), "prob_fake": None, "label": None, "error": "no such file"}
+                )
             else:
                 yield p
 

@@ -46,20 +46,37 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def load_train_data(cfg: TrainConfig, data: DataArgs, progress: bool = True
-                    ) -> tuple[ImageSet, ImageSet, ImageSet | None]:
+def load_train_data(
+    cfg: TrainConfig, data: DataArgs, progress: bool = True
+) -> tuple[ImageSet, ImageSet, ImageSet | None]:
     """(train, val, test or None) by the configured protocol."""
     split = "all" if cfg.protocol == "reference" else data.split
-    ds = load_images(data.paths, size=cfg.image_size, split=split, purpose="train",
-                     subset=cfg.subset, seed=cfg.seed, classes=data.classes,
-                     cache_dir=data.cache_dir, use_cache=data.use_cache, progress=progress)
+    ds = load_images(
+        data.paths,
+        size=cfg.image_size,
+        split=split,
+        purpose="train",
+        subset=cfg.subset,
+        seed=cfg.seed,
+        classes=data.classes,
+        cache_dir=data.cache_dir,
+        use_cache=data.use_cache,
+        progress=progress,
+    )
     log(f"training data: {describe(ds)}")
     idx = make_splits(ds.y, cfg.protocol, cfg.val_fraction, cfg.seed)
     test = ds.take(idx["test"]) if "test" in idx else None
     if test is None and data.test_paths:
-        test = load_images(data.test_paths, size=cfg.image_size, split=None, purpose="eval",
-                           classes=data.classes, cache_dir=data.cache_dir,
-                           use_cache=data.use_cache, progress=progress)
+        test = load_images(
+            data.test_paths,
+            size=cfg.image_size,
+            split=None,
+            purpose="eval",
+            classes=data.classes,
+            cache_dir=data.cache_dir,
+            use_cache=data.use_cache,
+            progress=progress,
+        )
         log(f"test data: {describe(test)}")
     return ds.take(idx["train"]), ds.take(idx["val"]), test
 
@@ -73,24 +90,45 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
-def train_run(cfg: TrainConfig, data: DataArgs, out: Path, *, resume: bool = False,
-              progress: bool = True, on_epoch=None) -> dict[str, Any]:
+def train_run(
+    cfg: TrainConfig,
+    data: DataArgs,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch=None,
+) -> dict[str, Any]:
     """Train into run folder `out`; returns the metrics written to metrics.json."""
     ensure_writable_dir(out)
     resolve_device(cfg.device)  # fail on a bad --device before decoding anything
     if not resume:
         write_json(out / "data.json", asdict(data))
     train, val, test = load_train_data(cfg, data, progress)
-    log(f"split ({cfg.protocol}): train {len(train)}, val {len(val)}"
-        + (f", test {len(test)}" if test is not None else ""))
-    model, state = fit(cfg, train.x, train.y, val.x, val.y, out, resume=resume,
-                       progress=progress, log=log, on_epoch=on_epoch)
+    log(
+        f"split ({cfg.protocol}): train {len(train)}, val {len(val)}"
+        + (f", test {len(test)}" if test is not None else "")
+    )
+    model, state = fit(
+        cfg,
+        train.x,
+        train.y,
+        val.x,
+        val.y,
+        out,
+        resume=resume,
+        progress=progress,
+        log=log,
+        on_epoch=on_epoch,
+    )
 
     # Final metrics go through the same Detector that users get (one scoring path).
     det = Detector(model, model_config(cfg.to_dict()), resolve_device(cfg.device))
     metrics: dict[str, Any] = {
-        "epochs": state.epoch, "best_epoch": state.best_epoch,
-        "stopped_early": state.stopped_early, "train_seconds": round(state.train_seconds, 2),
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "stopped_early": state.stopped_early,
+        "train_seconds": round(state.train_seconds, 2),
         "val": compute_metrics(val.y, det.score_arrays(val.x)),
     }
     if test is not None:

@@ -74,30 +74,43 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=True, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=True,
+            weight_decay=cfg.weight_decay,
+        )
     raise FakescopeError(f"unknown optimizer {cfg.optimizer!r} (adam or sgd)")
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=cfg.warmup)
+            opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=cfg.warmup
+        )
     if cfg.schedule == "constant":
         return None
     raise FakescopeError(f"unknown schedule {cfg.schedule!r} (constant or onecycle)")
 
 
-def train_one_epoch(model, opt, sched, x: torch.Tensor, y: torch.Tensor, gen, cfg, device,
-                    progress: bool, desc: str) -> dict[str, float]:
+def train_one_epoch(
+    model, opt, sched, x: torch.Tensor, y: torch.Tensor, gen, cfg, device, progress: bool, desc: str
+) -> dict[str, float]:
     """One pass over the training set in a seeded random order; returns mean loss and accuracy."""
     model.train()
     order = torch.randperm(len(y), generator=gen)
     n_batches = (len(y) + cfg.batch_size - 1) // cfg.batch_size
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
-    bar = tqdm(range(n_batches), desc=desc, unit="batch", disable=not progress,
-               file=sys.stderr, leave=False)
+    bar = tqdm(
+        range(n_batches),
+        desc=desc,
+        unit="batch",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    )
     for b in bar:
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(device)
         xb = augment(to_input(x[idx], False), gen, cfg)
@@ -115,15 +128,17 @@ def train_one_epoch(model, opt, sched, x: torch.Tensor, y: torch.Tensor, gen, cf
         correct += ((logits.detach() > 0) == (yb > 0.5)).sum()
         if progress and (b % 20 == 0 or b == n_batches - 1):
             seen = min((b + 1) * cfg.batch_size, len(y))
-            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}",
-                            acc=f"{correct.item() / seen:.4f}")
+            bar.set_postfix(
+                loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}"
+            )
     return {"train_loss": loss_sum.item() / len(y), "train_acc": correct.item() / len(y)}
 
 
 def validate(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, device) -> dict[str, float]:
     """Validation loss (no TTA: the early-stopping signal) and accuracy at threshold 0.5."""
-    logits = batched_logits(model, x, device, cfg.eval_batch_size, "none", cfg.amp,
-                            cfg.channels_last)
+    logits = batched_logits(
+        model, x, device, cfg.eval_batch_size, "none", cfg.amp, cfg.channels_last
+    )
     target = torch.as_tensor(y, dtype=torch.float32)
     loss = nn.functional.binary_cross_entropy_with_logits(logits, target).item()
     acc = ((logits > 0).long() == torch.as_tensor(y)).float().mean().item()
@@ -137,8 +152,9 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
-def save_checkpoint(path: Path, model, best: dict, opt, sched, gen, state: TrainState,
-                    cfg: TrainConfig) -> None:
+def save_checkpoint(
+    path: Path, model, best: dict, opt, sched, gen, state: TrainState, cfg: TrainConfig
+) -> None:
     tensors: dict[str, torch.Tensor] = {}
     tensors.update({f"model.{k}": v for k, v in _cpu_state(model).items()})
     tensors.update({f"best.{k}": v for k, v in best.items()})
@@ -257,14 +273,20 @@ def fit(
         row = {"epoch": state.epoch, **row, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
         state.history.append(row)
         if row["val_loss"] < state.best_val_loss:
-            state.best_val_loss, state.best_epoch, state.bad_epochs = row["val_loss"], state.epoch, 0
+            state.best_val_loss, state.best_epoch, state.bad_epochs = (
+                row["val_loss"],
+                state.epoch,
+                0,
+            )
             best = _cpu_state(model)
         else:
             state.bad_epochs += 1
             if cfg.patience and state.bad_epochs >= cfg.patience:
                 state.stopped_early = True
-        log(f"epoch {state.epoch:3d}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
-            f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {seconds:.1f}s")
+        log(
+            f"epoch {state.epoch:3d}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
+            f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {seconds:.1f}s"
+        )
         save_checkpoint(ckpt, model, best, opt, sched, gen, state, cfg)
         if on_epoch is not None:
             on_epoch(state.epoch, row)  # e.g. Optuna pruning; may raise to stop the run
@@ -272,6 +294,8 @@ def fit(
     if cfg.patience:
         model.load_state_dict(best)  # early stopping restores the best weights
         if state.stopped_early:
-            log(f"early stopping: no improvement for {cfg.patience} epochs; "
-                f"restored epoch {state.best_epoch}")
+            log(
+                f"early stopping: no improvement for {cfg.patience} epochs; "
+                f"restored epoch {state.best_epoch}"
+            )
     return model, state

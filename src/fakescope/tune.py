@@ -24,21 +24,47 @@ from fakescope.training import fit
 BATCH_SIZES = (16, 32, 64, 128, 256)
 
 
-def tune(data: DataArgs, out: Path, *, trials: int = 20, epochs: int = 3,
-         subset: float | None = 5000, preset: str = "reference", device: str = "auto",
-         seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def tune(
+    data: DataArgs,
+    out: Path,
+    *,
+    trials: int = 20,
+    epochs: int = 3,
+    subset: float | None = 5000,
+    preset: str = "reference",
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run `trials` Optuna trials; write trials.csv and best_config.json into `out`."""
     try:
         import optuna
     except ImportError:
         raise missing_extra("optuna", "tune") from None
     ensure_writable_dir(out)
-    base = resolve_config(preset, overrides={"epochs": epochs, "device": device, "seed": seed,
-                                             "patience": 0, "subset": subset})
+    base = resolve_config(
+        preset,
+        overrides={
+            "epochs": epochs,
+            "device": device,
+            "seed": seed,
+            "patience": 0,
+            "subset": subset,
+        },
+    )
     split = "all" if base.protocol == "reference" else data.split
-    ds = load_images(data.paths, size=base.image_size, split=split, purpose="train",
-                     subset=subset, seed=seed, classes=data.classes, cache_dir=data.cache_dir,
-                     use_cache=data.use_cache, progress=progress)
+    ds = load_images(
+        data.paths,
+        size=base.image_size,
+        split=split,
+        purpose="train",
+        subset=subset,
+        seed=seed,
+        classes=data.classes,
+        cache_dir=data.cache_dir,
+        use_cache=data.use_cache,
+        progress=progress,
+    )
     idx = make_splits(ds.y, "official", base.val_fraction, seed)  # tune on train/val only
     train, val = ds.take(idx["train"]), ds.take(idx["val"])
     log(f"tuning on {len(train)} train / {len(val)} validation images, {trials} trials")
@@ -57,24 +83,44 @@ def tune(data: DataArgs, out: Path, *, trials: int = 20, epochs: int = 3,
                 raise optuna.TrialPruned()
 
         with tempfile.TemporaryDirectory(dir=out) as run_dir:
-            _, state = fit(cfg, train.x, train.y, val.x, val.y, Path(run_dir),
-                           progress=False, log=lambda _: None, on_epoch=report)
+            _, state = fit(
+                cfg,
+                train.x,
+                train.y,
+                val.x,
+                val.y,
+                Path(run_dir),
+                progress=False,
+                log=lambda _: None,
+                on_epoch=report,
+            )
         best = min(r["val_loss"] for r in state.history)
         trial.set_user_attr("val_acc", max(r["val_acc"] for r in state.history))
         return best if math.isfinite(best) else float("inf")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize",
-                                sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3))
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3),
+    )
     study.optimize(objective, n_trials=trials, show_progress_bar=progress)
 
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["trial", "state", "val_loss", "val_acc", "lr", "batch_size", "optimizer"])
     for t in study.trials:
-        w.writerow([t.number, t.state.name, t.value, t.user_attrs.get("val_acc"),
-                    t.params.get("lr"), t.params.get("batch_size"), t.params.get("optimizer")])
+        w.writerow(
+            [
+                t.number,
+                t.state.name,
+                t.value,
+                t.user_attrs.get("val_acc"),
+                t.params.get("lr"),
+                t.params.get("batch_size"),
+                t.params.get("optimizer"),
+            ]
+        )
     write_text(out / "trials.csv", buf.getvalue())
     best_cfg = resolve_config(preset, overrides={**study.best_params, "seed": seed})
     write_json(out / "best_config.json", best_cfg.to_dict())

@@ -5,6 +5,13 @@ from fakescope.data.sources import FAKE, LABEL_NAMES, REAL, ClassNames
 from fakescope.data.splits import make_splits, stratified_subset
 
 __all__ = [
-    "FAKE", "LABEL_NAMES", "REAL", "ClassNames", "ImageSet", "describe", "load_images",
-    "make_splits", "stratified_subset",
+    "FAKE",
+    "LABEL_NAMES",
+    "REAL",
+    "ClassNames",
+    "ImageSet",
+    "describe",
+    "load_images",
+    "make_splits",
+    "stratified_subset",
 ]

@@ -114,8 +114,14 @@ def _decode(
     ok = np.zeros(len(entries), bool)
     failed: list[tuple[str, str]] = []
     position = {(e.source, e.name): i for i, e in enumerate(entries)}
-    bar = tqdm(total=len(entries), desc="decoding", unit="img", disable=not progress,
-               file=sys.stderr, leave=False)
+    bar = tqdm(
+        total=len(entries),
+        desc="decoding",
+        unit="img",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    )
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: list[tuple[list[int], Future]] = []
 
@@ -169,8 +175,15 @@ def load_images(
     """
     sources = open_sources(paths)
     workers = workers or os.cpu_count() or 1
-    params = dict(size=size, split=split, purpose=purpose, subset=subset, seed=seed,
-                  real=classes.real, fake=classes.fake)
+    params = dict(
+        size=size,
+        split=split,
+        purpose=purpose,
+        subset=subset,
+        seed=seed,
+        real=classes.real,
+        fake=classes.fake,
+    )
     cache_file = None
     if use_cache:
         cache_file = Path(cache_dir or default_cache_dir()) / f"{_cache_key(sources, **params)}.npz"
@@ -202,14 +215,18 @@ def load_images(
         entries, labels = [entries[i] for i in keep], labels[keep]
 
     x, failed, ok = _decode(sources, entries, size, workers, progress)
-    report = {"non_image": listing.non_image, "unlabelled": listing.unlabelled,
-              "failed": failed}
+    report = {"non_image": listing.non_image, "unlabelled": listing.unlabelled, "failed": failed}
     names = [_display_name(sources[e.source], e.name) for e in entries]
     result = ImageSet(x[ok], labels[ok], [n for n, k in zip(names, ok, strict=True) if k], report)
     if cache_file is not None:
         with atomic_path(cache_file) as tmp, open(tmp, "wb") as f:
-            np.savez(f, x=result.x, y=result.y, names=np.array(result.names, dtype=str),
-                     report=np.array(json.dumps(report)))
+            np.savez(
+                f,
+                x=result.x,
+                y=result.y,
+                names=np.array(result.names, dtype=str),
+                report=np.array(json.dumps(report)),
+            )
     return result
 
 

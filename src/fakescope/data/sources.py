@@ -24,8 +24,23 @@ LABEL_NAMES = ("real", "fake")
 DEFAULT_REAL_NAMES = ("real",)
 DEFAULT_FAKE_NAMES = ("fake", "ai", "ai_generated", "generated")
 NON_IMAGE_SUFFIXES = {
-    ".txt", ".md", ".json", ".csv", ".tsv", ".html", ".htm", ".xml", ".yaml", ".yml",
-    ".py", ".ini", ".db", ".log", ".pdf", ".sha256", ".parquet",
+    ".txt",
+    ".md",
+    ".json",
+    ".csv",
+    ".tsv",
+    ".html",
+    ".htm",
+    ".xml",
+    ".yaml",
+    ".yml",
+    ".py",
+    ".ini",
+    ".db",
+    ".log",
+    ".pdf",
+    ".sha256",
+    ".parquet",
 }
 
 

@@ -26,15 +26,15 @@ def stratified_subset(labels: np.ndarray, subset: float, seed: int) -> np.ndarra
         return np.arange(n)
     if count < 2:
         raise FakescopeError(f"--subset {subset} leaves fewer than 2 images")
-    keep, _ = train_test_split(np.arange(n), train_size=count, stratify=labels,
-                               random_state=seed)
+    keep, _ = train_test_split(np.arange(n), train_size=count, stratify=labels, random_state=seed)
     return np.sort(keep)
 
 
 def split_two(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split into (1 - fraction, fraction) index arrays, both sorted."""
-    a, b = train_test_split(np.arange(len(labels)), test_size=fraction, stratify=labels,
-                            random_state=seed)
+    a, b = train_test_split(
+        np.arange(len(labels)), test_size=fraction, stratify=labels, random_state=seed
+    )
     return np.sort(a), np.sort(b)
 
 

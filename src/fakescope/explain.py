@@ -1,0 +1,138 @@
+"""Grad-CAM explanations through the `grad-cam` package (extra `explain`).
+
+The explained target is always the predicted class: the "fake" logit when the verdict is fake,
+its negative when real (`BinaryClassifierOutputTarget(pred)`); `targets=None` would silently
+explain class 0 of a one-logit model. The layer is the last stage whose map is at least 4×4 on
+the model's input (the ImageNet-stem ResNet-18 leaves 1×1 at layer4 on 32×32 input, where a CAM is
+constant). A CAM object hooks the model it is given, and hooks see *every* forward pass of that
+model, including other threads' scoring. So each call explains a private deep copy of the model:
+no state is shared between calls, and scoring never waits for an explanation.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from fakescope.errors import FakescopeError, missing_extra
+from fakescope.models import Classifier, to_input
+
+VIEW_SIZE = 256  # small inputs are upscaled for viewing: image nearest-neighbour, heat bilinear
+MIN_MAP = 4
+
+
+def _methods() -> dict[str, type]:
+    try:
+        import pytorch_grad_cam as pgc
+    except ImportError:
+        raise missing_extra("grad-cam", "explain") from None
+    return {
+        "gradcam": pgc.GradCAM,
+        "gradcam++": pgc.GradCAMPlusPlus,
+        "hirescam": pgc.HiResCAM,
+        "xgradcam": pgc.XGradCAM,
+        "layercam": pgc.LayerCAM,
+        "eigencam": pgc.EigenCAM,
+    }
+
+
+METHOD_NAMES = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam")
+
+
+def target_layer(model: Classifier, input_size: int) -> tuple[torch.nn.Module, str, int]:
+    """(layer, name, map size): the deepest of layer4..layer2 with a map of >= 4×4."""
+    sizes: dict[str, int] = {}
+    hooks = [
+        getattr(model.net, n).register_forward_hook(
+            lambda m, i, o, n=n: sizes.__setitem__(n, o.shape[-1])
+        )
+        for n in ("layer2", "layer3", "layer4")
+    ]
+    try:
+        with torch.no_grad():
+            p = next(model.parameters())
+            model(torch.zeros(1, 3, input_size, input_size, device=p.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    for name in ("layer4", "layer3", "layer2"):
+        if sizes[name] >= MIN_MAP:
+            return getattr(model.net, name), name, sizes[name]
+    raise FakescopeError(
+        f"no layer keeps a {MIN_MAP}×{MIN_MAP} map at input size {input_size}; "
+        "Grad-CAM would be constant"
+    )
+
+
+def cam_batch(
+    model: Classifier,
+    x: np.ndarray,
+    preds: np.ndarray,
+    input_size: int,
+    method: str = "gradcam",
+    batch_size: int = 128,
+) -> np.ndarray:
+    """Heatmaps (N×H×W in [0, 1], input size) for uint8 N×H×W×3 images and predicted labels."""
+    methods = _methods()
+    if method not in methods:
+        raise FakescopeError(f"unknown method {method!r} (choose {', '.join(METHOD_NAMES)})")
+    from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
+
+    model = copy.deepcopy(model).eval()  # private copy: the CAM's hooks touch nothing shared
+    device = next(model.parameters()).device
+    layer, _, _ = target_layer(model, input_size)
+    out = []
+    with methods[method](model=model, target_layers=[layer]) as cam:
+        for i in range(0, len(x), batch_size):
+            xb = to_input(torch.as_tensor(x[i : i + batch_size]).to(device), False)
+            targets = [BinaryClassifierOutputTarget(int(p)) for p in preds[i : i + batch_size]]
+            out.append(cam(input_tensor=xb, targets=targets).astype(np.float32))
+    heat = np.concatenate(out) if out else np.zeros((0, input_size, input_size), np.float32)
+    return np.clip(heat, 0.0, 1.0)
+
+
+@dataclass
+class Explanation:
+    """One explained verdict: the model input, its heatmap (input size, [0, 1]), the panel."""
+
+    image: np.ndarray
+    heatmap: np.ndarray
+    prob_fake: float
+    label: str
+    method: str
+
+    @property
+    def overlay(self) -> Image.Image:
+        return overlay(self.image, self.heatmap)
+
+    def panel(self, title: str = "") -> Image.Image:
+        return panel(self.image, self.heatmap, self.label, self.prob_fake, title)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, size: int = VIEW_SIZE) -> Image.Image:
+    """Heatmap (jet colours) blended over the input, both upscaled to `size` for viewing."""
+    import matplotlib
+
+    big = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST))
+    h = Image.fromarray((heat * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    colour = matplotlib.colormaps["jet"](np.asarray(h) / 255.0)[..., :3] * 255
+    return Image.fromarray((0.55 * big + 0.45 * colour).clip(0, 255).astype(np.uint8))
+
+
+def panel(
+    image: np.ndarray, heat: np.ndarray, label: str, prob: float, title: str = ""
+) -> Image.Image:
+    """[input | overlay] with the verdict and probability written underneath."""
+    s = VIEW_SIZE
+    canvas = Image.new("RGB", (2 * s + 12, s + 36), "white")
+    canvas.paste(Image.fromarray(image).resize((s, s), Image.Resampling.NEAREST), (4, 4))
+    canvas.paste(overlay(image, heat), (s + 8, 4))
+    text = f"{label.upper()}  prob_fake={prob:.3f}" + (f"   {title}" if title else "")
+    font = ImageFont.load_default(size=16)
+    colour = "red" if label == "fake" else "green"
+    ImageDraw.Draw(canvas).text((6, s + 8), text, fill=colour, font=font)
+    return canvas
