@@ -289,7 +289,7 @@ def fit(
         )
         save_checkpoint(ckpt, model, best, opt, sched, gen, state, cfg)
         if on_epoch is not None:
-            on_epoch(state.epoch, row)  # e.g. Optuna pruning; may raise to stop the run
+            on_epoch(state.epoch, row, model)  # pruning, benchmarks; may raise to stop
 
     if cfg.patience:
         model.load_state_dict(best)  # early stopping restores the best weights

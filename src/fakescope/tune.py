@@ -77,7 +77,7 @@ def tune(
         }
         cfg = resolve_config(preset, overrides={**base.to_dict(), **params})
 
-        def report(epoch: int, row: dict[str, float]) -> None:
+        def report(epoch: int, row: dict[str, float], model) -> None:
             trial.report(row["val_loss"], epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
