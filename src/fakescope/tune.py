@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from fakescope.config import resolve_config
-from fakescope.data import load_images, make_splits
 from fakescope.errors import missing_extra
 from fakescope.fileio import ensure_writable_dir, write_json, write_text
-from fakescope.runs import DataArgs, log
+from fakescope.runs import DataArgs, load_train_data, log
 from fakescope.training import fit
 
 BATCH_SIZES = (16, 32, 64, 128, 256)
@@ -52,21 +51,7 @@ def tune(
             "subset": subset,
         },
     )
-    split = "all" if base.protocol == "reference" else data.split
-    ds = load_images(
-        data.paths,
-        size=base.image_size,
-        split=split,
-        purpose="train",
-        subset=subset,
-        seed=seed,
-        classes=data.classes,
-        cache_dir=data.cache_dir,
-        use_cache=data.use_cache,
-        progress=progress,
-    )
-    idx = make_splits(ds.y, "official", base.val_fraction, seed)  # tune on train/val only
-    train, val = ds.take(idx["train"]), ds.take(idx["val"])
+    train, val, _ = load_train_data(base, data, progress)  # tune on train/val only
     log(f"tuning on {len(train)} train / {len(val)} validation images, {trials} trials")
 
     def objective(trial: optuna.Trial) -> float:
