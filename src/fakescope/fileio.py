@@ -24,11 +24,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give files the usual mode
     except OSError as e:
         raise FakescopeError(f"cannot write to {path.parent}: {e.strerror or e}") from None
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp (and some writers) make 0600: use the umask
         os.replace(tmp, path)
     except OSError as e:
         raise FakescopeError(f"cannot write {path}: {e.strerror or e}") from None
