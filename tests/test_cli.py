@@ -331,3 +331,30 @@ def test_sigkill_then_resume_equals_uninterrupted(cifake_dir, tmp_path):
     hb = (cut / "history.csv").read_text().splitlines()
     strip = lambda rows: [r.rsplit(",", 2)[0] for r in rows]  # drop seconds, lr  # noqa: E731
     assert strip(ha) == strip(hb)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_resumes(cifake_dir, tmp_path):
+    """SIGINT mid-run: exit 130 with a one-line hint and no traceback; the last checkpoint is
+    intact and `--resume` finishes the run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _train_cmd(cifake_dir, run), env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while not (run / "checkpoint.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no half-written files
+    subprocess.run(
+        [sys.executable, "-m", "fakescope", "train", "--resume", str(run), "-q"],
+        check=True,
+        env=env,
+        timeout=600,
+    )
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 5
