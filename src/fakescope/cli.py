@@ -305,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True)
     x.add_argument("--method", default="gradcam", help="gradcam, gradcam++, ...")
     x.add_argument("--per-class", type=int, default=8, help="data-set view: images per gallery")
+    x.add_argument(
+        "--deletion-sample",
+        type=int,
+        default=2000,
+        help="data-set view: images in the deletion check (random; 0 = all). It scores each "
+        "image 4 times, more than the heatmaps cost",
+    )
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(func=cmd_explain)
     return p

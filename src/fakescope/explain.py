@@ -12,6 +12,7 @@ no state is shared between calls, and scoring never waits for an explanation.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,53 @@ def cam_batch(
             out.append(cam(input_tensor=xb, targets=targets).astype(np.float32))
     heat = np.concatenate(out) if out else np.zeros((0, input_size, input_size), np.float32)
     return np.clip(heat, 0.0, 1.0)
+
+
+def deletion_drops(
+    score: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    preds: np.ndarray,
+    heat: np.ndarray,
+    fraction: float = 0.1,
+    seed: int = 0,
+    chunk: int = 1024,
+) -> dict[str, np.ndarray]:
+    """Faithfulness check: how much the explained logit (of the predicted class) drops when
+    `fraction` of each image's pixels are set to the image's mean colour, chosen as
+
+    - `top`: the hottest pixels of its heatmap,
+    - `random`: the hottest pixels of a random map at the CAM's resolution (4×4 uniform noise,
+      upsampled bilinearly), i.e. random pixels in blobs shaped like a CAM's,
+    - `cold`: the coldest pixels of its heatmap.
+
+    Returns per-image drops for each. A faithful map gives top > random > cold. Scattered single
+    pixels are not used as the random control: they plant high-frequency artefacts, which are
+    evidence in themselves for a fake detector (~3× the drop of any blob-shaped deletion on
+    CIFAKE), so they say nothing about where the model looks. `score` maps uint8 N×H×W×3 to
+    prob_fake (e.g. `Detector.score_arrays`)."""
+    n, h, w = heat.shape
+    k = max(1, int(fraction * h * w))
+    gen = torch.Generator().manual_seed(seed)
+    sign = np.where(np.asarray(preds) == 1, 1.0, -1.0)
+
+    def logit(arr: np.ndarray) -> np.ndarray:
+        p = np.clip(score(arr), 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))
+
+    out: dict[str, list[np.ndarray]] = {"top": [], "random": [], "cold": []}
+    for i in range(0, n, chunk):
+        xs, hs = x[i : i + chunk], heat[i : i + chunk]
+        noise = torch.rand(len(xs), 1, MIN_MAP, MIN_MAP, generator=gen)
+        rand = torch.nn.functional.interpolate(noise, size=(h, w), mode="bilinear")[:, 0].numpy()
+        base = logit(xs)
+        mean = xs.reshape(len(xs), -1, xs.shape[-1]).mean(1).astype(xs.dtype)
+        for name, maps in (("top", hs), ("random", rand), ("cold", -hs)):
+            order = np.argsort(-maps.reshape(len(xs), -1), axis=1, kind="stable")[:, :k]
+            grey = xs.copy()
+            flat = grey.reshape(len(xs), h * w, -1)
+            flat[np.arange(len(xs))[:, None], order] = mean[:, None, :]
+            out[name].append((base - logit(grey)) * sign[i : i + chunk])
+    return {name: np.concatenate(v) for name, v in out.items()}
 
 
 @dataclass

@@ -107,7 +107,8 @@ def build_model(arch: str, mean=MEAN, std=STD) -> Classifier:
 
 
 def cam_layer(model: Classifier) -> nn.Module:
-    """The layer Grad-CAM explains: the last stage, whatever the architecture."""
+    """The last stage (layer4) of any registered architecture. Grad-CAM picks its layer with
+    `fakescope.explain.target_layer`, which steps back from layer4 where its map is 1×1."""
     return model.net.layer4
 
 
