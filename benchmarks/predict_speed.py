@@ -10,13 +10,13 @@ threads, score in batches), i.e. what `fakescope predict FOLDER` does; model alo
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import hardware
 from PIL import Image
 
 from fakescope.data import load_images
@@ -33,30 +33,38 @@ def main() -> None:
     args = p.parse_args()
     det = Detector.load(args.model, device=args.device)
     ds = load_images(args.data, purpose="eval", subset=args.n, progress=False)
-    rows = []
+    default_bs = 512 if det.device.type == "cuda" else 64  # Detector.score_arrays' default
+    sizes = sorted({32, default_bs, 128, 512})
+    rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, a in enumerate(ds.x):
             path = Path(tmp) / f"{i:06d}.jpg"
             Image.fromarray(a).save(path, quality=95)
             paths.append(str(path))
+        # Interleaved rounds: on a shared machine the speed drifts by the minute, so every path
+        # is measured in every round and ratios are taken within a round.
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             n = sum(1 for r in det.iter_predict(paths) if not r["error"])
             rows.append(("end to end (files)", n / (time.perf_counter() - t0)))
-    for bs in (64, 512):
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            det.score_arrays(ds.x, batch_size=bs)
-            rows.append((f"model alone, batch {bs}", len(ds) / (time.perf_counter() - t0)))
-    hw = torch.cuda.get_device_name(0) if det.device.type == "cuda" else platform.processor()
+            for bs in sizes:
+                t0 = time.perf_counter()
+                det.score_arrays(ds.x, batch_size=bs)
+                rows.append((f"model alone, batch {bs}", len(ds) / (time.perf_counter() - t0)))
     print(
-        f"model {det.name}; device {det.device} ({hw}, {torch.get_num_threads()} threads); "
-        f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {len(ds)} images"
+        f"model {det.name}; device {det.device} ({hardware(det.device)}); "
+        f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {len(ds)} images; "
+        f"median of {args.repeats} interleaved rounds"
     )
-    print("| path | images/s (median of runs) |\n|---|---|")
+    print("| path | images/s |\n|---|---|")
     for name in dict.fromkeys(r[0] for r in rows):
         print(f"| {name} | {np.median([v for k, v in rows if k == name]):.0f} |")
+    per = {k: [v for kk, v in rows if kk == k] for k in dict.fromkeys(r[0] for r in rows)}
+    ratios = np.array(per[f"model alone, batch {default_bs}"]) / np.array(
+        per["model alone, batch 512"]
+    )
+    print(f"default batch {default_bs} / batch 512, per round: {np.round(ratios, 2).tolist()}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import hardware
 
 from fakescope.config import resolve_config
 from fakescope.data import load_images, make_splits
@@ -106,33 +106,40 @@ def table(rows: list[dict]) -> str:
             vals = [r[k] for r in rs]
             return None if any(v is None for v in vals) else float(np.mean(vals))
 
+        gpu_gb = "n/a (CPU)" if mean("peak_gpu_gb") is None else f"{mean('peak_gpu_gb'):.2f}"
         out.append(
             f"| {recipe} | {rs[0]['arch']} | {len(rs)} | {mean('epochs'):.1f} | "
             f"{mean('train_seconds'):.1f} | {fmt(mean('seconds_to_95'))} | "
             f"{fmt(mean('seconds_to_98'))} | {mean('accuracy'):.4f} | {mean('precision'):.4f} | "
             f"{mean('recall'):.4f} | {mean('f1'):.4f} | {mean('roc_auc'):.4f} | "
-            f"{mean('images_per_second'):.0f} | {fmt(mean('peak_gpu_gb'), '{:.2f}')} |"
+            f"{mean('images_per_second'):.0f} | {gpu_gb} |"
         )
     return "\n".join(out)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", nargs="+", required=True)
-    p.add_argument("--test-data", nargs="+", required=True)
+    p.add_argument("--data", nargs="+")
+    p.add_argument("--test-data", nargs="+")
     p.add_argument("--recipes", nargs="+", default=["reference", "fast"])
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--subset", type=float, help="stratified training subset")
     p.add_argument("--test-subset", type=float)
     p.add_argument("--epochs", type=int, help="override every recipe's epoch count")
     p.add_argument("--device", default="auto")
-    p.add_argument("--json", default="train_speed.json")
+    p.add_argument("--json", default="train_speed.json", help="raw rows are written here")
+    p.add_argument("--table-from", metavar="JSON", help="only print the table of saved rows")
     args = p.parse_args()
+    if args.table_from:
+        print(table(json.loads(Path(args.table_from).read_text())))
+        return
+    if not args.data or not args.test_data:
+        p.error("--data and --test-data are required")
     data = load_images(args.data, subset=args.subset, progress=False)
     test = load_images(args.test_data, purpose="eval", subset=args.test_subset, progress=False)
     rows = [run_recipe(r, s, data, test, args) for r in args.recipes for s in range(args.seeds)]
     dev = resolve_device(args.device)
-    hw = torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or "CPU"
+    hw = hardware(dev)
     print(
         f"device: {dev} ({hw}); torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; "
         f"train {rows[0]['n_train']} images, test {rows[0]['n_test']}"
