@@ -61,6 +61,16 @@ def test_missing_class_is_an_error_before_decoding(tmp_path, monkeypatch):
         _load([tmp_path], use_cache=False)
 
 
+def test_class_with_no_decodable_image_is_an_error(tmp_path):
+    """A class whose every file is corrupt is as empty as a missing one: no one-class training."""
+    make_image_tree(tmp_path, {"real": 3})
+    (tmp_path / "fake").mkdir()
+    for i in range(2):
+        (tmp_path / "fake" / f"{i}.png").write_bytes(b"not a png")
+    with pytest.raises(FakescopeError, match="none of the 2 FAKE files could be decoded"):
+        _load([tmp_path], use_cache=False)
+
+
 def _archive_variants(src: Path, out: Path) -> list[Path]:
     files = sorted(p for p in src.rglob("*") if p.is_file())
     paths = []

@@ -218,6 +218,13 @@ def load_images(
     report = {"non_image": listing.non_image, "unlabelled": listing.unlabelled, "failed": failed}
     names = [_display_name(sources[e.source], e.name) for e in entries]
     result = ImageSet(x[ok], labels[ok], [n for n, k in zip(names, ok, strict=True) if k], report)
+    for label, name in ((REAL, "REAL"), (FAKE, "FAKE")):
+        if not (result.y == label).any():  # every file of a class failed: nothing to learn
+            first = ", ".join(f"{n}: {e}" for n, e in failed[:2])
+            raise FakescopeError(
+                f"none of the {int((labels == label).sum())} {name} files could be decoded "
+                f"(e.g. {first})"
+            )
     if cache_file is not None:
         with atomic_path(cache_file) as tmp, open(tmp, "wb") as f:
             np.savez(
