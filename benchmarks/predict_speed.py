@@ -33,7 +33,7 @@ def main() -> None:
     args = p.parse_args()
     det = Detector.load(args.model, device=args.device)
     ds = load_images(args.data, purpose="eval", subset=args.n, progress=False)
-    default_bs = 512 if det.device.type == "cuda" else 64  # Detector.score_arrays' default
+    default_bs = det.batch_size
     sizes = sorted({32, default_bs, 128, 512})
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,13 +57,13 @@ def main() -> None:
         f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {len(ds)} images; "
         f"median of {args.repeats} interleaved rounds"
     )
+    per: dict[str, list[float]] = {}
+    for name, value in rows:
+        per.setdefault(name, []).append(value)
     print("| path | images/s |\n|---|---|")
-    for name in dict.fromkeys(r[0] for r in rows):
-        print(f"| {name} | {np.median([v for k, v in rows if k == name]):.0f} |")
-    per = {k: [v for kk, v in rows if kk == k] for k in dict.fromkeys(r[0] for r in rows)}
-    ratios = np.array(per[f"model alone, batch {default_bs}"]) / np.array(
-        per["model alone, batch 512"]
-    )
+    for name, values in per.items():
+        print(f"| {name} | {np.median(values):.0f} |")
+    ratios = np.array(per[f"model alone, batch {default_bs}"]) / per["model alone, batch 512"]
     print(f"default batch {default_bs} / batch 512, per round: {np.round(ratios, 2).tolist()}")
 
 

@@ -301,26 +301,34 @@ def _train_cmd(data: Path, out: Path) -> list[str]:
     ]
 
 
+def _signal_after_first_checkpoint(
+    data: Path, run: Path, env: dict, sig: signal.Signals, **popen_kw
+) -> subprocess.Popen:
+    """Start a training run and send `sig` a moment into its second epoch."""
+    proc = subprocess.Popen(_train_cmd(data, run), env=env, **popen_kw)
+    deadline = time.time() + 300
+    while not (run / "checkpoint.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(sig)
+    return proc
+
+
+def _resume(run: Path, env: dict) -> None:
+    cmd = [sys.executable, "-m", "fakescope", "train", "--resume", str(run), "-q"]
+    subprocess.run(cmd, check=True, env=env, timeout=600)
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(cifake_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run(_train_cmd(cifake_dir, full), check=True, env=env, timeout=600)
 
-    proc = subprocess.Popen(_train_cmd(cifake_dir, cut), env=env)
-    deadline = time.time() + 300
-    while not (cut / "checkpoint.safetensors").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
-    proc.send_signal(signal.SIGKILL)
+    proc = _signal_after_first_checkpoint(cifake_dir, cut, env, signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     assert not (cut / "model.safetensors").exists()  # it really was cut short
-    subprocess.run(
-        [sys.executable, "-m", "fakescope", "train", "--resume", str(cut), "-q"],
-        check=True,
-        env=env,
-        timeout=600,
-    )
+    _resume(cut, env)
 
     a, b = load_file(str(full / "model.safetensors")), load_file(str(cut / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -339,22 +347,12 @@ def test_ctrl_c_stops_cleanly_and_resumes(cifake_dir, tmp_path):
     intact and `--resume` finishes the run."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        _train_cmd(cifake_dir, run), env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    proc = _signal_after_first_checkpoint(
+        cifake_dir, run, env, signal.SIGINT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
     )
-    deadline = time.time() + 300
-    while not (run / "checkpoint.safetensors").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=120)[1].decode()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "--resume" in err
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no half-written files
-    subprocess.run(
-        [sys.executable, "-m", "fakescope", "train", "--resume", str(run), "-q"],
-        check=True,
-        env=env,
-        timeout=600,
-    )
+    _resume(run, env)
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 5

@@ -193,13 +193,13 @@ runpy.run_module("fakescope", run_name="__main__")
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_predict_memory_bounded_in_subprocess(tiny_model, tmp_path):
     """Peak RSS of one `fakescope predict` over the hostile corpus, bomb included."""
-    make_corpus(tmp_path / "c")
+    expected = make_corpus(tmp_path / "c")
     peak_file = tmp_path / "peak_kb"
     cmd = [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), "predict", "-q"]
     cmd += [str(tmp_path / "c"), "--model", str(tiny_model), "--format", "jsonl"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert len(r.stdout.splitlines()) == len(make_corpus(tmp_path / "again"))
+    assert len(r.stdout.splitlines()) == len(expected)
     peak_mb = int(peak_file.read_text()) / 1024
     # importing torch alone is ~650 MB here; decoding the bomb would need 30 GB
     assert peak_mb < 1200, peak_mb

@@ -70,12 +70,12 @@ def heat_stats(images: np.ndarray, heat: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-# (claim, statistic, sign): the claim says sign * (mean over real - mean over fake) > 0.
+# (claim, statistic): each claim says mean over real - mean over fake > 0.
 CLAIMS = (
-    ("real images: heat more central (on the object) than for fakes", "central_share", 1),
-    ("real images: heat covers more of the image than for fakes", "area_half_max", 1),
-    ("real images: heat less concentrated (higher entropy) than for fakes", "entropy", 1),
-    ("fakes: heat on smoother regions than for real images", "detail_ratio", 1),
+    ("real images: heat more central (on the object) than for fakes", "central_share"),
+    ("real images: heat covers more of the image than for fakes", "area_half_max"),
+    ("real images: heat less concentrated (higher entropy) than for fakes", "entropy"),
+    ("fakes: heat on smoother regions than for real images", "detail_ratio"),
 )
 
 
@@ -86,14 +86,14 @@ def _verdicts(stats: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[str, st
     `inconclusive` when it contains 0. Cohen's d says how large the difference is."""
     r, f = y == REAL, y == FAKE
     out = []
-    for claim, key, sign in CLAIMS:
+    for claim, key in CLAIMS:
         a, b = stats[key][r], stats[key][f]
         if len(a) < 2 or len(b) < 2:
             out.append((claim, "inconclusive", f"{key}: too few images per class"))
             continue
         diff = float(a.mean() - b.mean())
         half = 1.96 * float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-        lo, hi = sign * diff - half, sign * diff + half
+        lo, hi = diff - half, diff + half
         verdict = "holds" if lo > 0 else "does not hold" if hi < 0 else "inconclusive"
         pooled = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)) or 1e-12
         out.append(
@@ -101,7 +101,7 @@ def _verdicts(stats: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[str, st
                 claim,
                 verdict,
                 f"{key} real {a.mean():.3f} vs fake {b.mean():.3f} (difference "
-                f"{diff:+.3f}, 95% CI [{diff - half:+.3f}, {diff + half:+.3f}], "
+                f"{diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], "
                 f"Cohen's d {diff / pooled:+.2f})",
             )
         )
