@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +154,69 @@ def _decode(
     return x, failed, ok
 
 
+@dataclass
+class LabelledFiles:
+    """A labelled collection listed but not decoded: stream its raw bytes with `.iter_bytes()`.
+
+    For everything that must see each file as it is (any size, any format): evaluation through
+    `Detector`, robustness perturbations, the data audit. Training uses `load_images` instead.
+    """
+
+    sources: list[Source]
+    entries: list[Entry]
+    labels: np.ndarray
+    report: dict
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def name(self, i: int) -> str:
+        e = self.entries[i]
+        return _display_name(self.sources[e.source], e.name)
+
+    def iter_bytes(self) -> Iterator[tuple[int, bytes]]:
+        """(index into `entries`, file bytes), source by source, one file in memory at a time."""
+        position = {(e.source, e.name): i for i, e in enumerate(self.entries)}
+        for src in self.sources:
+            wanted = {e.name for e in self.entries if e.source == src.index}
+            if wanted:
+                for name, data in src.read(wanted):
+                    yield position[(src.index, name)], data
+
+
+def list_labelled(
+    paths: Sequence[str | os.PathLike],
+    *,
+    split: str | None = None,
+    purpose: str = "eval",
+    subset: float | None = None,
+    seed: int = 0,
+    classes: ClassNames = ClassNames(),
+) -> LabelledFiles:
+    """List a labelled collection (same sources, split and subset rules as `load_images`)."""
+    sources = open_sources(paths)
+    listing = Listing()
+    for src in sources:
+        part = src.list(classes)
+        listing.entries += part.entries
+        listing.non_image += part.non_image
+        listing.unlabelled += part.unlabelled
+    entries = _select_split(listing.entries, split, purpose)
+    labels = np.array([e.label for e in entries], np.int64)
+    for label, name, names in ((REAL, "REAL", classes.real), (FAKE, "FAKE", classes.fake)):
+        if not (labels == label).any():
+            raise FakescopeError(
+                f"no {name} images in {', '.join(map(str, paths))} "
+                f"(looked for folders or labels named {', '.join(names)}; "
+                "set them with --real-name / --fake-name)"
+            )
+    if subset is not None:
+        keep = stratified_subset(labels, subset, seed)
+        entries, labels = [entries[i] for i in keep], labels[keep]
+    report = {"non_image": listing.non_image, "unlabelled": listing.unlabelled, "failed": []}
+    return LabelledFiles(sources, entries, labels, report)
+
+
 def load_images(
     paths: Sequence[str | os.PathLike],
     *,
@@ -173,7 +236,6 @@ def load_images(
     `subset` is a count (> 1) or fraction (≤ 1) of a stratified, seeded sample, taken before
     decoding so a small run decodes only what it uses.
     """
-    sources = open_sources(paths)
     workers = workers or os.cpu_count() or 1
     params = dict(
         size=size,
@@ -186,7 +248,10 @@ def load_images(
     )
     cache_file = None
     if use_cache:
-        cache_file = Path(cache_dir or default_cache_dir()) / f"{_cache_key(sources, **params)}.npz"
+        cache_file = (
+            Path(cache_dir or default_cache_dir())
+            / f"{_cache_key(open_sources(paths), **params)}.npz"
+        )
         if cache_file.exists():
             try:
                 with np.load(cache_file, allow_pickle=False) as z:
@@ -195,28 +260,13 @@ def load_images(
             except (OSError, ValueError, KeyError):
                 pass  # unreadable cache: rebuild it
 
-    listing = Listing()
-    for src in sources:
-        part = src.list(classes)
-        listing.entries += part.entries
-        listing.non_image += part.non_image
-        listing.unlabelled += part.unlabelled
-    entries = _select_split(listing.entries, split, purpose)
-    labels = np.array([e.label for e in entries], np.int64)
-    for label, name, names in ((REAL, "REAL", classes.real), (FAKE, "FAKE", classes.fake)):
-        if not (labels == label).any():
-            raise FakescopeError(
-                f"no {name} images in {', '.join(map(str, paths))} "
-                f"(looked for folders or labels named {', '.join(names)}; "
-                "set them with --real-name / --fake-name)"
-            )
-    if subset is not None:
-        keep = stratified_subset(labels, subset, seed)
-        entries, labels = [entries[i] for i in keep], labels[keep]
-
-    x, failed, ok = _decode(sources, entries, size, workers, progress)
-    report = {"non_image": listing.non_image, "unlabelled": listing.unlabelled, "failed": failed}
-    names = [_display_name(sources[e.source], e.name) for e in entries]
+    listed = list_labelled(
+        paths, split=split, purpose=purpose, subset=subset, seed=seed, classes=classes
+    )
+    entries, labels = listed.entries, listed.labels
+    x, failed, ok = _decode(listed.sources, entries, size, workers, progress)
+    report = {**listed.report, "failed": failed}
+    names = [_display_name(listed.sources[e.source], e.name) for e in entries]
     result = ImageSet(x[ok], labels[ok], [n for n, k in zip(names, ok, strict=True) if k], report)
     for label, name in ((REAL, "REAL"), (FAKE, "FAKE")):
         if not (result.y == label).any():  # every file of a class failed: nothing to learn
