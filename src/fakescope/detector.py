@@ -160,12 +160,28 @@ class Detector:
         """Any image -> input_size × input_size × 3 uint8 (the training pre-processing)."""
         return to_model_input(image, self.input_size)
 
-    def score_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """prob_fake for pre-processed uint8 N×H×W×3 arrays (batches of `self.batch_size`)."""
+    def logits_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Raw model logits (before calibration) for pre-processed uint8 N×H×W×3 arrays."""
         batch_size = batch_size or self.batch_size
         amp = "auto" if self.device.type == "cuda" else "off"
         logits = batched_logits(self.model, x, self.device, batch_size, self.tta, amp)
-        return torch.sigmoid(logits).numpy().astype(np.float64)
+        return logits.numpy().astype(np.float64)
+
+    def score_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """prob_fake for pre-processed uint8 N×H×W×3 arrays (batches of `self.batch_size`)."""
+        return 1.0 / (1.0 + np.exp(-self.logits_arrays(x, batch_size)))
+
+    def iter_logits(
+        self, images: Iterable[ImageSource], batch_size: int = 256
+    ) -> Iterator[tuple[float | None, str]]:
+        """(raw logit before calibration, "") or (None, error) per image, in order; for fitting
+        calibration and for measurements that need the model's own score."""
+        for row in self.iter_predict(images, batch_size):
+            if row["error"]:
+                yield None, row["error"]
+            else:
+                p = min(max(row["prob_fake"], 1e-12), 1 - 1e-12)
+                yield float(np.log(p / (1 - p))), ""
 
     def _row(self, path: str, prob: float | None, error: str = "") -> dict[str, Any]:
         if prob is None:
