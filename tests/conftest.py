@@ -91,3 +91,18 @@ def make_image_tree(root: Path, layout: dict[str, int], size: int = 32, seed: in
             a = rng.integers(base - 40, base + 40, (size, size, 3), dtype=np.uint8)
             Image.fromarray(a).save(d / f"{i:04d}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised tiny thumbnail model saved as a run folder (no training needed)."""
+    import torch
+
+    from fakescope.detector import model_config, save_model
+    from fakescope.models import build_model
+
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("tiny")
+    cfg = {"arch": "resnet10t", "image_size": 32, "tta": "flip"}
+    save_model(run, build_model("resnet10t"), model_config(cfg))
+    return run

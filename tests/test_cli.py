@@ -84,7 +84,7 @@ def test_readme_train_then_evaluate_on_shared_archives(tmp_path, capsys):
     m = json.loads((ev / "metrics.json").read_text())
     assert set(m) >= METRIC_KEYS and m["n"] == 1000
     lines = (ev / "predictions.csv").read_text().splitlines()
-    assert lines[0] == "path,label,prob_fake" and len(lines) == 1001
+    assert lines[0] == "path,true_label,prob_fake,label,model" and len(lines) == 1001
     for png in ("confusion_matrix.png", "roc_curve.png", "score_histogram.png"):
         assert (ev / png).stat().st_size > 1000
     out = capsys.readouterr().out

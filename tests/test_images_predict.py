@@ -11,25 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from fakescope.cli import main
-from fakescope.detector import Detector, model_config, save_model
+from fakescope.detector import Detector
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.images import to_model_input
-from fakescope.models import build_model
 from tests.hostile import bomb_png, exif_rotated_jpeg, invalid_files, make_corpus, valid_files
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A randomly initialised tiny model saved as a run folder (no training needed)."""
-    torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("tiny")
-    cfg = {"arch": "resnet10t", "image_size": 32, "tta": "flip"}
-    save_model(run, build_model("resnet10t"), model_config(cfg))
-    return run
 
 
 def test_every_valid_mode_becomes_rgb_uint8():
@@ -83,15 +71,35 @@ def test_detector_api(tiny_model, tmp_path):
     p = tmp_path / "a.png"
     p.write_bytes(valid_files()["plain.png"])
     row = det.predict(str(p))
-    assert set(row) == {"path", "prob_fake", "label", "error"}
+    assert set(row) == {"path", "prob_fake", "label", "model", "error"}
+    assert row["model"] == str(tiny_model)  # a run folder is named by its path
     assert 0 <= row["prob_fake"] <= 1 and row["label"] in ("real", "fake")
     img = Image.open(p)
     rows = det.predict_batch([str(p), img, str(tmp_path / "missing.png")])
     assert rows[0]["prob_fake"] == rows[1]["prob_fake"] == row["prob_fake"]
     assert rows[2]["error"] and rows[2]["prob_fake"] is None
     # the path API and the array API agree (one pre-processing path)
-    x = det.preprocess(str(p))[None]
+    x = det.preprocess(str(p))
+    assert x.shape == (1, 32, 32, 3)
     assert det.score_arrays(x)[0] == pytest.approx(row["prob_fake"], abs=1e-6)
+
+
+def test_detector_accepts_arrays_and_raises_image_error(tiny_model, tmp_path):
+    det = Detector.load(str(tiny_model), device="cpu")
+    rgb = np.asarray(Image.open(io.BytesIO(valid_files()["plain.png"])).convert("RGB"))
+    ref = det.predict(Image.fromarray(rgb))["prob_fake"]
+    assert det.predict(rgb)["prob_fake"] == ref  # H×W×3 uint8
+    assert det.predict(rgb.astype(np.float32) / 255)["prob_fake"] == pytest.approx(ref, abs=1e-6)
+    grey = rgb.mean(-1).astype(np.uint8)
+    assert det.predict(grey)["prob_fake"] == det.predict(Image.fromarray(grey))["prob_fake"]
+    with pytest.raises(ImageError, match="no such file"):
+        det.predict(str(tmp_path / "nonexistent.jpg"))
+    with pytest.raises(ImageError, match="not an image"):
+        det.predict(np.zeros((4, 4, 7), np.uint8))
+    with pytest.raises(ImageError):
+        det.predict(12345)
+    text = repr(det)
+    assert "threshold=0.5" in text and "resize 32×32" in text and "device='cpu'" in text
 
 
 def test_detector_load_errors(tiny_model, tmp_path):

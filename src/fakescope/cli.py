@@ -143,8 +143,6 @@ def cmd_evaluate(args) -> int:
         seed=args.seed,
         classes=_classes(args),
         threshold=args.threshold,
-        cache_dir=args.cache_dir,
-        use_cache=not args.no_cache,
         progress=_progress(args),
     )
     print(format_table(m))

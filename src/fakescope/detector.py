@@ -1,9 +1,21 @@
 """`Detector`: the one way from an image to a score.
 
-The CLI (predict, evaluate, explain), the Python API and every later entry point call this class;
-pre-processing is `fakescope.images.to_model_input`, the same function that built the training
-arrays. A model is a folder with `config.json` + `model.safetensors` (a run folder or a shipped
-model under `fakescope/weights/`); nothing else is ever read from a model path.
+The CLI (predict, evaluate, explain, ...), the Python API and every later entry point call this
+class. A model is a folder with `config.json` + weights (a run folder or a shipped model under
+`fakescope/weights/`); nothing else is ever read from a model path. The config names:
+
+- the network (`arch`), run by a backend (`fakescope.backends`: only the network differs);
+- its **input rule** (`input`): `resize` (whole image -> centre square -> `size`×`size`, the
+  CIFAKE thumbnail models) or `tiles` (crops at the image's own pixel scale, aggregated; see
+  `fakescope.tiles`);
+- how a logit becomes `prob_fake` and a verdict (`calibration`, `threshold`, `uncertain`; see
+  `fakescope.calibration`).
+
+A *routing* folder (`route` in its config) holds no network: it names other models and the
+image sizes each one takes (e.g. thumbnails to the CIFAKE model, photos to the native-resolution
+model). Every row names the model that scored it.
+
+This module imports no torch: scoring through another backend needs none.
 """
 
 from __future__ import annotations
@@ -11,25 +23,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
+from PIL import Image
 
-from fakescope.data.sources import LABEL_NAMES
+from fakescope.calibration import apply_calibration, verdict
 from fakescope.errors import FakescopeError, ImageError
-from fakescope.fileio import atomic_path, write_json
-from fakescope.images import ImageSource, to_model_input
-from fakescope.models import Classifier, batched_logits, build_model, resolve_device
+from fakescope.images import ImageSource, load_rgb, open_image, pad_to, to_model_input
+from fakescope.tiles import TileRule, aggregate, cut
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "cifake-resnet10s"
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 FORMAT = "fakescope-model/1"
+ROW_FIELDS = ("path", "prob_fake", "label", "model", "error")
 
 
 def sha256_file(path: Path) -> str:
@@ -46,10 +58,12 @@ def available_models() -> list[str]:
     return sorted(names, key=lambda n: n != DEFAULT_MODEL)
 
 
-def save_model(
-    run_dir: Path, model: Classifier, config: dict[str, Any], half: bool = False
-) -> None:
+def save_model(run_dir: Path, model, config: dict[str, Any], half: bool = False) -> None:
     """Write weights (safetensors) then config.json carrying the weights' SHA-256."""
+    from safetensors.torch import save_file
+
+    from fakescope.fileio import atomic_path, write_json
+
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -59,29 +73,51 @@ def save_model(
     write_json(run_dir / CONFIG, config)
 
 
+def input_of(train_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The input rule a training config implies: tiles when it trained on crops."""
+    if train_cfg.get("crop"):
+        tiles = {"tile": train_cfg["crop"], **(train_cfg.get("tiles") or {})}
+        return {"rule": "tiles", **TileRule(**tiles).to_dict()}
+    return {"rule": "resize", "size": train_cfg["image_size"]}
+
+
 def model_config(
     train_cfg: dict[str, Any], metrics: dict[str, Any] | None = None, threshold: float = 0.5
 ) -> dict[str, Any]:
     """The self-describing model config written beside the weights."""
-    from fakescope.models import MEAN, STD
+    from fakescope.models import normalisation
 
+    mean, std = normalisation(train_cfg["arch"])
+    inp = input_of(train_cfg)
+    size = inp.get("size", inp.get("tile"))
+    if inp["rule"] == "tiles":
+        how = (
+            f"{size}×{size} tiles at the image's own pixel scale (never resized; images smaller "
+            f"than a tile are mirror-padded), at most {inp['budget']} spread over the image, "
+            f"{inp['aggregate']} of tile logits"
+        )
+    else:
+        how = f"centre square crop, Lanczos resize to {size}×{size}"
     return {
         "arch": train_cfg["arch"],
-        "input_size": train_cfg["image_size"],
-        "mean": list(MEAN),
-        "std": list(STD),
-        "labels": list(LABEL_NAMES),
+        "input_size": size,
+        "input": inp,
+        "mean": list(mean),
+        "std": list(std),
+        "labels": ["real", "fake"],
         "threshold": threshold,
+        "calibration": None,
+        "uncertain": None,
         "tta": train_cfg.get("tta", "none"),
-        "preprocessing": "fakescope.images.to_model_input: first frame, EXIF orientation, "
-        "RGB (alpha on white, high bit depth scaled), centre square crop, "
-        "Lanczos resize to input_size; pixels / 255; normalised in the model",
+        "preprocessing": "fakescope.images: first frame, EXIF orientation, RGB (alpha on white, "
+        f"high bit depth scaled); {how}; pixels / 255; normalised in the model",
         "training": train_cfg,
         "metrics": metrics or {},
     }
 
 
-def _resolve_model_dir(model: str | os.PathLike | None) -> tuple[Path, bool]:
+def resolve_model_dir(model: str | os.PathLike | None) -> tuple[Path, bool]:
+    """(folder, is_shipped) for a shipped model name or a folder / its config.json."""
     if model is None:
         model = DEFAULT_MODEL
     shipped = WEIGHTS_DIR / str(model)
@@ -99,155 +135,320 @@ def _resolve_model_dir(model: str | os.PathLike | None) -> tuple[Path, bool]:
     return path, False
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise FakescopeError(f"cannot read {path / CONFIG}: {e}") from None
+    if not isinstance(config, dict):
+        raise FakescopeError(f"{path / CONFIG} is not a JSON object")
+    return config
+
+
+def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device: str):
+    try:
+        from fakescope.backends.torch_runner import TorchRunner
+        from fakescope.models import load_classifier, resolve_device
+    except ImportError:
+        raise FakescopeError(
+            "this needs PyTorch: pip install 'fakescope[torch]' (or another backend)"
+        ) from None
+    wfile = path / WEIGHTS
+    if not wfile.is_file():
+        raise FakescopeError(f"missing weights file {wfile}")
+    expected = config.get("weights_sha256")
+    if (shipped or expected) and sha256_file(wfile) != expected:
+        raise FakescopeError(
+            f"{wfile}: SHA-256 does not match {CONFIG} (corrupt or replaced weights file)"
+        )
+    dev = resolve_device(device)
+    return TorchRunner(load_classifier(wfile, config).to(dev), dev)
+
+
 class Detector:
-    """Load a model once; score images, arrays or whole batches; explain a verdict."""
+    """Load a model once; score images, arrays or whole batches; explain a verdict.
+
+    `Detector(model, config, device)` wraps a PyTorch `Classifier` directly (training uses it);
+    `Detector.load(name_or_folder)` is the usual way in.
+    """
 
     def __init__(
-        self, model: Classifier, config: dict[str, Any], device: torch.device, name: str = ""
+        self,
+        model=None,
+        config: dict[str, Any] | None = None,
+        device=None,
+        name: str = "",
+        *,
+        runner=None,
+        routes: list[tuple[int | None, Detector]] | None = None,
     ):
-        self.model, self.config, self.device, self.name = model.eval(), config, device, name
-        self.input_size = int(config["input_size"])
-        self.threshold = float(config.get("threshold", 0.5))
-        self.tta = config.get("tta", "none")
-        # 512 on a GPU; 64 on the CPU, where small batches stay in cache (1.75-2.09x the
-        # throughput of 512 on the 2-core CPU of BENCHMARKS.md, identical scores)
-        self.batch_size = 512 if device.type == "cuda" else 64
+        self.config = config or {}
+        self.name = name
+        self.routes = routes
+        if runner is None and model is not None:
+            from fakescope.backends.torch_runner import TorchRunner
+
+            runner = TorchRunner(model, device)
+        self.runner = runner
+        self.model = getattr(runner, "model", None)  # the torch module, for Grad-CAM
+        self.device = getattr(runner, "device", None)
+        self.batch_size = getattr(runner, "batch_size", 64)
+        if routes:
+            self.rule, self.tile_rule, self.input_size = "route", None, None
+        else:
+            inp = self.config.get("input") or {
+                "rule": "resize",
+                "size": self.config["input_size"],
+            }
+            self.rule = inp["rule"]
+            if self.rule == "tiles":
+                fields = {k: v for k, v in inp.items() if k in TileRule.__dataclass_fields__}
+                self.tile_rule = TileRule(**fields)
+                self.input_size = self.tile_rule.tile
+            elif self.rule == "resize":
+                self.tile_rule, self.input_size = None, int(inp["size"])
+            else:
+                raise FakescopeError(f"unknown input rule {self.rule!r} (resize or tiles)")
+        self.threshold = float(self.config.get("threshold", 0.5))
+        self.calibration = self.config.get("calibration")
+        self.uncertain = self.config.get("uncertain")
+        self.tta = self.config.get("tta", "none")
 
     @classmethod
-    def load(cls, model: str | os.PathLike | None = None, device: str = "auto") -> Detector:
-        """A shipped model by name (default: the CIFAKE model) or a run folder."""
-        path, shipped = _resolve_model_dir(model)
-        try:
-            config = json.loads((path / CONFIG).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise FakescopeError(f"cannot read {path / CONFIG}: {e}") from None
-        wfile = path / WEIGHTS
-        if not wfile.is_file():
-            raise FakescopeError(f"missing weights file {wfile}")
-        expected = config.get("weights_sha256")
-        if (shipped or expected) and sha256_file(wfile) != expected:
-            raise FakescopeError(
-                f"{wfile}: SHA-256 does not match {CONFIG} (corrupt or replaced weights file)"
+    def load(
+        cls, model: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto"
+    ) -> Detector:
+        """A shipped model by name (default: `DEFAULT_MODEL`), a run folder, or a routing
+        folder."""
+        path, shipped = resolve_model_dir(model)
+        config = read_config(path)
+        name = path.name if shipped else str(path)
+        if "route" in config:
+            routes = []
+            for r in config["route"]:
+                member = cls.load(r["model"], device=device, backend=backend)
+                routes.append((r.get("max_side"), member))
+            if not routes or routes[-1][0] is not None:
+                raise FakescopeError(f"{path / CONFIG}: the last route must take every size")
+            return cls(config=config, name=name, routes=routes)
+        if backend not in ("auto", "torch"):
+            raise FakescopeError(f"unknown backend {backend!r} (auto or torch)")
+        runner = _load_torch_runner(path, config, shipped, device)
+        return cls(config=config, name=name, runner=runner)
+
+    def __repr__(self) -> str:
+        if self.routes:
+            parts = ", ".join(
+                f"max side {m} -> {d.name}" if m is not None else f"else -> {d.name}"
+                for m, d in self.routes
             )
-        try:
-            state = load_file(str(wfile))
-        except Exception as e:  # noqa: BLE001 - safetensors raises several types
-            raise FakescopeError(f"{wfile} is not a readable safetensors file: {e}") from None
-        net = build_model(config.get("arch", "?"), config.get("mean"), config.get("std"))
-        expected_shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-        got_shapes = {k: tuple(v.shape) for k, v in state.items()}
-        if expected_shapes != got_shapes:
-            missing = sorted(set(expected_shapes) - set(got_shapes))[:3]
-            extra = sorted(set(got_shapes) - set(expected_shapes))[:3]
-            wrong = [
-                k
-                for k in expected_shapes.keys() & got_shapes.keys()
-                if expected_shapes[k] != got_shapes[k]
-            ][:3]
-            raise FakescopeError(
-                f"{wfile} does not fit architecture {config.get('arch')!r}: "
-                f"missing {missing}, unexpected {extra}, wrong shape {wrong}"
-            )
-        net.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+            return f"Detector(name={self.name!r}, route=[{parts}])"
+        if self.rule == "tiles":
+            r = self.tile_rule
+            inp = f"tiles {r.tile}×{r.tile} (budget {r.budget}, {r.aggregate})"
+        else:
+            inp = f"resize {self.input_size}×{self.input_size}"
+        backend = getattr(self.runner, "name", "?")
+        return (
+            f"Detector(name={self.name!r}, backend={backend!r}, device={str(self.device)!r}, "
+            f"input={inp!r}, threshold={self.threshold})"
         )
-        dev = resolve_device(device)
-        return cls(net.to(dev), config, dev, name=path.name if shipped else str(path))
+
+    def describe_input(self) -> str:
+        """How images are brought to the model's input, in words (for reports)."""
+        if self.routes:
+            return "; ".join(
+                (f"images up to {m} px on the longer side" if m is not None else "other images")
+                + f": {d.name} ({d.describe_input()})"
+                for m, d in self.routes
+            )
+        return str(self.config.get("preprocessing", self.rule))
+
+    # ---- pre-processing (shared by every backend) --------------------------------------
+
+    def member_for(self, size: tuple[int, int]) -> Detector:
+        """The model that takes an image of `size` (w, h): itself, or the first route that fits."""
+        if not self.routes:
+            return self
+        for max_side, det in self.routes:
+            if max_side is None or max(size) <= max_side:
+                return det.member_for(size)
+        raise AssertionError("the last route takes every size")
+
+    def arrays(self, img: Image.Image) -> np.ndarray:
+        """The model input for one opened image: 1×S×S×3 (resize) or T×t×t×3 tiles (uint8)."""
+        if self.rule == "resize":
+            return to_model_input(img, self.input_size)[None]
+        a = pad_to(load_rgb(img), self.input_size)
+        return cut(a, self.tile_rule)[0]
+
+    def preprocess(self, image: ImageSource) -> np.ndarray:
+        """Any image -> this model's input arrays (see `arrays`); raises `ImageError`."""
+        img = open_image(image)
+        return self.member_for(img.size).arrays(img)
+
+    def _prepare(self, image: ImageSource) -> tuple[Detector, np.ndarray] | str:
+        try:
+            img = open_image(image)
+            member = self.member_for(img.size)
+            return member, member.arrays(img)
+        except ImageError as e:
+            return str(e)
+        except OSError as e:
+            return f"cannot read file: {e.strerror or e}"
+        except MemoryError:
+            return "out of memory decoding this image"
 
     # ---- scoring ------------------------------------------------------------------------
 
-    def preprocess(self, image: ImageSource) -> np.ndarray:
-        """Any image -> input_size × input_size × 3 uint8 (the training pre-processing)."""
-        return to_model_input(image, self.input_size)
-
     def logits_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Raw model logits (before calibration) for pre-processed uint8 N×H×W×3 arrays."""
-        batch_size = batch_size or self.batch_size
-        amp = "auto" if self.device.type == "cuda" else "off"
-        logits = batched_logits(self.model, x, self.device, batch_size, self.tta, amp)
-        return logits.numpy().astype(np.float64)
+        """Raw network logits (before aggregation and calibration) for pre-processed uint8
+        N×H×W×3 arrays; flip TTA when the model asks for it."""
+        if self.runner is None:
+            raise FakescopeError("a routing detector scores images, not arrays")
+        bs = batch_size or self.runner.batch_size
+        out = []
+        for i in range(0, len(x), bs):
+            xb = x[i : i + bs]
+            z = self.runner(xb)
+            if self.tta == "flip":
+                z = (z + self.runner(np.ascontiguousarray(xb[:, :, ::-1]))) / 2
+            out.append(z)
+        return np.concatenate(out) if out else np.zeros(0)
 
     def score_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """prob_fake for pre-processed uint8 N×H×W×3 arrays (batches of `self.batch_size`)."""
-        return 1.0 / (1.0 + np.exp(-self.logits_arrays(x, batch_size)))
+        """prob_fake (calibrated) for pre-processed uint8 N×H×W×3 arrays, one per array."""
+        return apply_calibration(self.logits_arrays(x, batch_size), self.calibration)
+
+    def image_logit(self, tile_logits: np.ndarray) -> float:
+        """One image's raw logit from its arrays' logits."""
+        if self.rule == "tiles":
+            return aggregate(tile_logits, self.tile_rule)
+        return float(tile_logits[0])
+
+    def _iter_scored(
+        self, images: Iterable[ImageSource], batch_size: int | None, workers: int | None
+    ) -> Iterator[tuple[ImageSource, Detector | None, float | None, str]]:
+        """(image, model, raw logit, "") or (image, None, None, error), in input order.
+
+        Images are decoded in threads with a bounded look-ahead (each keeps only its model
+        input, never the decoded photo), then scored in network batches of about `batch_size`
+        arrays (tiles or thumbnails), so memory stays bounded for any number of images."""
+        workers = workers or min(4, os.cpu_count() or 1)
+        batch_size = batch_size or 256
+        lookahead = 2 * workers + (batch_size if self.rule == "resize" else 8)
+        ready: list[tuple[ImageSource, tuple[Detector, np.ndarray] | str]] = []
+        n_arrays = 0
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque = deque()
+            it = iter(images)
+            for img in it:
+                pending.append((img, pool.submit(self._prepare, img)))
+                if len(pending) >= lookahead:
+                    break
+            while pending:
+                img, fut = pending.popleft()
+                nxt = next(it, _END)
+                if nxt is not _END:
+                    pending.append((nxt, pool.submit(self._prepare, nxt)))
+                item = fut.result()
+                ready.append((img, item))
+                n_arrays += 0 if isinstance(item, str) else len(item[1])
+                if n_arrays >= batch_size:
+                    yield from self._score_ready(ready)
+                    ready, n_arrays = [], 0
+            if ready:
+                yield from self._score_ready(ready)
+
+    def _score_ready(self, ready) -> Iterator[tuple[ImageSource, Detector | None, float, str]]:
+        """Score prepared images: one network pass per model over all their arrays."""
+        groups: dict[int, list[int]] = {}
+        for i, (_, item) in enumerate(ready):
+            if not isinstance(item, str):
+                groups.setdefault(id(item[0]), []).append(i)
+        logits: dict[int, float] = {}
+        for idx in groups.values():
+            member = ready[idx[0]][1][0]
+            parts = [ready[i][1][1] for i in idx]
+            z = member.logits_arrays(np.concatenate(parts))
+            ends = np.cumsum([len(x) for x in parts])
+            for i, end, x in zip(idx, ends, parts, strict=True):
+                logits[i] = member.image_logit(z[end - len(x) : end])
+        for i, (img, item) in enumerate(ready):
+            if isinstance(item, str):
+                yield img, None, None, item
+            else:
+                yield img, item[0], logits[i], ""
+
+    def row(self, path: str, logit: float | None, error: str = "") -> dict[str, Any]:
+        """A result row from this (single) model's raw logit."""
+        if logit is None:
+            return {"path": path, "prob_fake": None, "label": None, "model": "", "error": error}
+        prob = float(apply_calibration(np.array([logit]), self.calibration)[0])
+        return {
+            "path": path,
+            "prob_fake": round(prob, 6),
+            "label": verdict(prob, self.threshold, self.uncertain),
+            "model": self.name,
+            "error": "",
+        }
+
+    def iter_predict(
+        self,
+        images: Iterable[ImageSource],
+        batch_size: int = 256,
+        workers: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Stream rows (`ROW_FIELDS`) for any number of images, in order; an unreadable image
+        yields a row with `error` set."""
+        for img, member, logit, error in self._iter_scored(images, batch_size, workers):
+            if member is None:
+                yield self.row(_name_of(img), None, error)
+            else:
+                yield member.row(_name_of(img), logit)
 
     def iter_logits(
         self, images: Iterable[ImageSource], batch_size: int = 256
     ) -> Iterator[tuple[float | None, str]]:
         """(raw logit before calibration, "") or (None, error) per image, in order; for fitting
         calibration and for measurements that need the model's own score."""
-        for row in self.iter_predict(images, batch_size):
-            if row["error"]:
-                yield None, row["error"]
-            else:
-                p = min(max(row["prob_fake"], 1e-12), 1 - 1e-12)
-                yield float(np.log(p / (1 - p))), ""
-
-    def _row(self, path: str, prob: float | None, error: str = "") -> dict[str, Any]:
-        if prob is None:
-            return {"path": path, "prob_fake": None, "label": None, "error": error}
-        label = LABEL_NAMES[int(prob >= self.threshold)]
-        return {"path": path, "prob_fake": round(float(prob), 6), "label": label, "error": ""}
+        for _, _, logit, error in self._iter_scored(images, batch_size, None):
+            yield logit, error
 
     def predict(self, image: ImageSource) -> dict[str, Any]:
-        """{path, prob_fake, label, error} for one image; raises ImageError if unreadable."""
-        x = self.preprocess(image)[None]
-        return self._row(_name_of(image), float(self.score_arrays(x)[0]))
-
-    def iter_predict(
-        self, images: Iterable[ImageSource], batch_size: int = 256, workers: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Stream rows for any number of images: decoded in threads a batch at a time (memory
-        bounded), scored in batches; an unreadable image yields a row with `error` set."""
-        workers = workers or os.cpu_count() or 1
-
-        def prep(img: ImageSource) -> np.ndarray | str:
-            try:
-                return self.preprocess(img)
-            except ImageError as e:
-                return str(e)
-            except OSError as e:
-                return f"cannot read file: {e.strerror or e}"
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            batch: list[ImageSource] = []
-            for img in images:
-                batch.append(img)
-                if len(batch) == batch_size:
-                    yield from self._score_batch(batch, list(pool.map(prep, batch)))
-                    batch = []
-            if batch:
-                yield from self._score_batch(batch, list(pool.map(prep, batch)))
-
-    def _score_batch(self, images, arrays) -> Iterator[dict[str, Any]]:
-        good = [i for i, a in enumerate(arrays) if not isinstance(a, str)]
-        probs = self.score_arrays(np.stack([arrays[i] for i in good])) if good else []
-        prob_of = dict(zip(good, probs, strict=True))
-        for i, img in enumerate(images):
-            if i in prob_of:
-                yield self._row(_name_of(img), prob_of[i])
-            else:
-                yield self._row(_name_of(img), None, arrays[i])
-
-    def explain(self, image: ImageSource, method: str = "gradcam"):
-        """Grad-CAM for the predicted class -> `Explanation` (heatmap at input size in [0, 1],
-        `.overlay`, `.panel()`). Needs the `explain` extra."""
-        from fakescope.explain import Explanation, cam_batch
-
-        x = self.preprocess(image)[None]
-        prob = float(self.score_arrays(x)[0])
-        pred = int(prob >= self.threshold)
-        heat = cam_batch(self.model, x, np.array([pred]), self.input_size, method)[0]
-        return Explanation(x[0], heat, prob, LABEL_NAMES[pred], method)
+        """One row (`ROW_FIELDS`) for one image; raises `ImageError` if it cannot be read."""
+        (row,) = self.iter_predict([image], batch_size=1, workers=1)
+        if row["error"]:
+            raise ImageError(row["error"])
+        return row
 
     def predict_batch(
         self, images: Iterable[ImageSource], batch_size: int = 256
     ) -> list[dict[str, Any]]:
-        """Rows for paths or PIL images; bad images get an `error` instead of raising."""
+        """Rows for many images; bad images get an `error` instead of raising."""
         return list(self.iter_predict(images, batch_size))
+
+    def explain(self, image: ImageSource, method: str = "gradcam"):
+        """Grad-CAM for the predicted class over the whole image -> `Explanation` (`.image`: the
+        image as scored, `.heatmap` in [0, 1] of the same size, `.overlay`, `.panel()`). Needs
+        the PyTorch backend and the `explain` extra."""
+        from fakescope.explain import explain_image
+
+        img = open_image(image)
+        member = self.member_for(img.size)
+        if member.model is None:
+            raise FakescopeError(
+                "explanations need the PyTorch backend (pip install fakescope[torch])"
+            )
+        return explain_image(member, img, method)
+
+
+_END = object()
 
 
 def _name_of(image: ImageSource) -> str:
     if isinstance(image, str | os.PathLike):
         return str(image)
+    if isinstance(image, np.ndarray):
+        return "<array>"
     return getattr(image, "filename", "") or "<image>"

@@ -1,18 +1,48 @@
-"""Evaluate a model on a labelled collection: metrics.json, predictions.csv and plots."""
+"""Evaluate a model on a labelled collection: metrics.json, predictions.csv and plots.
+
+Every file goes through `Detector` as it is (any size, any format), exactly as `predict` would
+score it; nothing is pre-decoded to a fixed size here, so a native-resolution model sees each
+photo at its own scale and a thumbnail model gets its own rule.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
-from fakescope.data import ClassNames, describe, load_images
+import numpy as np
+
+from fakescope.data import ClassNames, list_labelled
 from fakescope.detector import Detector
 from fakescope.fileio import ensure_writable_dir, write_json, write_text
 from fakescope.metrics import compute_metrics
 from fakescope.plots import evaluation_plots
 from fakescope.runs import log
+
+
+def score_labelled(
+    det: Detector, files, batch_size: int = 256, progress: bool = True
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """(entry indices, rows) for every file of a `LabelledFiles`, streamed through `det`."""
+    from tqdm import tqdm
+
+    order: list[int] = []
+
+    def images():
+        for i, data in files.iter_bytes():
+            order.append(i)
+            yield data
+
+    rows = []
+    bar = tqdm(total=len(files), desc="scoring", unit="img", disable=not progress, file=sys.stderr)
+    for row in det.iter_predict(images(), batch_size=batch_size):
+        rows.append(row)
+        bar.update(1)
+    bar.close()
+    return order[: len(rows)], rows
 
 
 def evaluate(
@@ -25,40 +55,46 @@ def evaluate(
     seed: int = 0,
     classes: ClassNames = ClassNames(),
     threshold: float | None = None,
-    cache_dir: str | None = None,
-    use_cache: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score every image in `paths` with `det`; write metrics, per-image scores and plots."""
     ensure_writable_dir(out)
-    ds = load_images(
-        paths,
-        size=det.input_size,
-        split=split,
-        purpose="eval",
-        subset=subset,
-        seed=seed,
-        classes=classes,
-        cache_dir=cache_dir,
-        use_cache=use_cache,
-        progress=progress,
+    files = list_labelled(
+        paths, split=split, purpose="eval", subset=subset, seed=seed, classes=classes
     )
-    log(f"evaluation data: {describe(ds)}")
-    prob = det.score_arrays(ds.x)
-    threshold = det.threshold if threshold is None else threshold
-    metrics = compute_metrics(ds.y, prob, threshold)
+    log(f"evaluation data: {len(files)} images; input: {det.describe_input()}")
+    order, rows = score_labelled(det, files, progress=progress)
+    ok = [k for k, r in enumerate(rows) if not r["error"]]
+    failed = [(files.name(order[k]), rows[k]["error"]) for k, r in enumerate(rows) if r["error"]]
+    if failed:
+        log(f"{len(failed)} images could not be decoded and were excluded:")
+        for name, err in failed[:20]:
+            log(f"  {name}: {err}")
+        if len(failed) > 20:
+            log(f"  ... and {len(failed) - 20} more")
+    y = files.labels[[order[k] for k in ok]]
+    prob = np.array([rows[k]["prob_fake"] for k in ok], dtype=np.float64)
+    given, threshold = threshold, det.threshold if threshold is None else threshold
+    metrics = compute_metrics(y, prob, threshold)
     metrics["model"] = det.name
+    metrics["input"] = det.describe_input()
+    models_used = sorted({rows[k]["model"] for k in ok})
+    if len(models_used) > 1 or (models_used and models_used[0] != det.name):
+        metrics["scored_by"] = {m: sum(rows[k]["model"] == m for k in ok) for m in models_used}
     metrics["data"] = [str(p) for p in paths]
     metrics["skipped"] = {
-        "non_image": ds.report.get("non_image", 0),
-        "undecodable": len(ds.report.get("failed", [])),
+        "non_image": files.report.get("non_image", 0),
+        "undecodable": len(failed),
     }
     write_json(out / "metrics.json", metrics)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["path", "label", "prob_fake"])
-    for name, label, p in zip(ds.names, ds.y, prob, strict=True):
-        w.writerow([name, "fake" if label else "real", f"{p:.6f}"])
+    w.writerow(["path", "true_label", "prob_fake", "label", "model"])
+    for k in ok:
+        r = rows[k]
+        true = "fake" if files.labels[order[k]] else "real"
+        label = r["label"] if given is None else ("fake" if r["prob_fake"] >= given else "real")
+        w.writerow([files.name(order[k]), true, f"{r['prob_fake']:.6f}", label, r["model"]])
     write_text(out / "predictions.csv", buf.getvalue())
-    evaluation_plots(ds.y, prob, metrics["confusion_matrix"], out)
+    evaluation_plots(y, prob, metrics["confusion_matrix"], out)
     return metrics

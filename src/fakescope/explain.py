@@ -146,13 +146,16 @@ def deletion_drops(
 
 @dataclass
 class Explanation:
-    """One explained verdict: the model input, its heatmap (input size, [0, 1]), the panel."""
+    """One explained verdict over the whole image: `image` (H×W×3 uint8, the image as scored,
+    shrunk for viewing when its longer side exceeds `MAX_VIEW`), `heatmap` (H×W in [0, 1], the
+    same size; 0 where the model did not look), the verdict, and the method."""
 
     image: np.ndarray
     heatmap: np.ndarray
     prob_fake: float
     label: str
     method: str
+    model: str = ""
 
     @property
     def overlay(self) -> Image.Image:
@@ -162,26 +165,106 @@ class Explanation:
         return panel(self.image, self.heatmap, self.label, self.prob_fake, title)
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, size: int = VIEW_SIZE) -> Image.Image:
-    """Heatmap (jet colours) blended over the input, both upscaled to `size` for viewing."""
+MAX_VIEW = 1024  # explanations of large photos are drawn at most this size
+
+
+def _view_size(h: int, w: int, size: int | None = None) -> tuple[int, int]:
+    """(w, h) to draw at: small images upscaled by a whole factor to about VIEW_SIZE (nearest
+    neighbour, no invented detail); large ones shrunk to MAX_VIEW; aspect ratio kept."""
+    if size is not None:
+        f = size / max(h, w)
+        return max(1, round(w * f)), max(1, round(h * f))
+    if max(h, w) < VIEW_SIZE:
+        k = max(1, VIEW_SIZE // max(h, w))
+        return w * k, h * k
+    return w, h
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, size: int | None = None) -> Image.Image:
+    """Heatmap (jet colours) blended over the image, both at the view size."""
     import matplotlib
 
-    big = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST))
-    h = Image.fromarray((heat * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
-    colour = matplotlib.colormaps["jet"](np.asarray(h) / 255.0)[..., :3] * 255
+    h, w = image.shape[:2]
+    vw, vh = _view_size(h, w, size)
+    big = np.asarray(Image.fromarray(image).resize((vw, vh), Image.Resampling.NEAREST))
+    hm = Image.fromarray((np.clip(heat, 0, 1) * 255).astype(np.uint8)).resize(
+        (vw, vh), Image.BILINEAR
+    )
+    colour = matplotlib.colormaps["jet"](np.asarray(hm) / 255.0)[..., :3] * 255
     return Image.fromarray((0.55 * big + 0.45 * colour).clip(0, 255).astype(np.uint8))
 
 
 def panel(
     image: np.ndarray, heat: np.ndarray, label: str, prob: float, title: str = ""
 ) -> Image.Image:
-    """[input | overlay] with the verdict and probability written underneath."""
-    s = VIEW_SIZE
-    canvas = Image.new("RGB", (2 * s + 12, s + 36), "white")
-    canvas.paste(Image.fromarray(image).resize((s, s), Image.Resampling.NEAREST), (4, 4))
-    canvas.paste(overlay(image, heat), (s + 8, 4))
+    """[image | overlay] with the verdict and probability written underneath."""
+    h, w = image.shape[:2]
+    size = VIEW_SIZE if max(h, w) <= VIEW_SIZE else min(max(h, w), 512)
+    vw, vh = _view_size(h, w, size)
+    canvas = Image.new("RGB", (2 * vw + 12, vh + 36), "white")
+    canvas.paste(Image.fromarray(image).resize((vw, vh), Image.Resampling.NEAREST), (4, 4))
+    canvas.paste(overlay(image, heat, size), (vw + 8, 4))
     text = f"{label.upper()}  prob_fake={prob:.3f}" + (f"   {title}" if title else "")
     font = ImageFont.load_default(size=16)
-    colour = "red" if label == "fake" else "green"
-    ImageDraw.Draw(canvas).text((6, s + 8), text, fill=colour, font=font)
+    colour = {"fake": "red", "real": "green"}.get(label, "darkorange")
+    ImageDraw.Draw(canvas).text((6, vh + 8), text, fill=colour, font=font)
     return canvas
+
+
+def _shrink(a: np.ndarray, heat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Image and heatmap shrunk together so the longer side is at most MAX_VIEW."""
+    h, w = a.shape[:2]
+    if max(h, w) <= MAX_VIEW:
+        return a, heat
+    f = MAX_VIEW / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    small = np.asarray(Image.fromarray(a).resize(size, Image.Resampling.LANCZOS))
+    hm = np.asarray(Image.fromarray(heat.astype(np.float32)).resize(size, Image.BILINEAR))
+    return small, np.clip(hm, 0, 1)
+
+
+def explain_image(det, img: Image.Image, method: str = "gradcam") -> Explanation:
+    """Explain one opened image with a single-model `Detector` (see `Detector.explain`).
+
+    - `resize` models: Grad-CAM on the model input, mapped back onto the centre square of the
+      original image the input was cut from (the rest of the image was not seen: heat 0).
+    - `tiles` models: Grad-CAM within every tile towards the image's verdict, each tile's map
+      weighted by how strongly that tile itself votes for the verdict (sigmoid of its signed
+      logit), averaged where tiles overlap; regions no tile covered stay 0.
+    """
+    from fakescope.images import load_rgb, pad_to
+    from fakescope.tiles import cut
+
+    a = load_rgb(img)
+    h, w = a.shape[:2]
+    if det.rule == "resize":
+        x = det.arrays(img)
+        logit = det.image_logit(det.logits_arrays(x))
+        row = det.row("", logit)
+        pred = int(row["prob_fake"] >= det.threshold)
+        cam = cam_batch(det.model, x, np.array([pred]), det.input_size, method)[0]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        heat = np.zeros((h, w), np.float32)
+        placed = Image.fromarray(cam).resize((side, side), Image.BILINEAR)
+        heat[top : top + side, left : left + side] = np.asarray(placed)
+    else:
+        big = pad_to(a, det.input_size)
+        tiles, pos = cut(big, det.tile_rule)
+        z = det.logits_arrays(tiles)
+        logit = det.image_logit(z)
+        row = det.row("", logit)
+        pred = int(row["prob_fake"] >= det.threshold)
+        cams = cam_batch(det.model, tiles, np.full(len(tiles), pred), det.input_size, method, 16)
+        weight = 1 / (1 + np.exp(-(z if pred else -z)))  # the tile's own vote for the verdict
+        acc = np.zeros(big.shape[:2], np.float32)
+        cnt = np.zeros(big.shape[:2], np.float32)
+        t = det.input_size
+        for (y0, x0), c, wgt in zip(pos, cams, weight, strict=True):
+            acc[y0 : y0 + t, x0 : x0 + t] += c * wgt
+            cnt[y0 : y0 + t, x0 : x0 + t] += 1
+        heat = (acc / np.maximum(cnt, 1))[:h, :w]
+        heat = heat / max(float(heat.max()), 1e-9)
+    a, heat = _shrink(a, heat)
+    label = row["label"] or "real"
+    return Explanation(a, heat, row["prob_fake"], label, method, det.name)

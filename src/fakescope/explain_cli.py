@@ -160,6 +160,11 @@ def explain_dataset(det: Detector, args, out: Path) -> None:
     """Galleries of TP/TN/FP/FN, mean heatmaps per class, and report.md."""
     from fakescope.cli import _classes
 
+    if det.rule != "resize":
+        raise FakescopeError(
+            "the data-set report (--data) is for thumbnail models; explain photos one by one "
+            "(fakescope explain PATH ...) for a tiled model"
+        )
     ds = load_images(
         args.data,
         size=det.input_size,

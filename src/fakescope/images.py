@@ -13,8 +13,15 @@ The rule (documented in the README):
    scaled by 255 when they lie in [0, 1], else min-max scaled. Values are scaled, never clipped.
    Transparency (LA, RGBA, PA, P with a transparent colour) is composited on white.
    Every other mode goes through Pillow's `convert("RGB")` (1, L, P, CMYK, YCbCr, LAB, HSV).
-4. To `size`×`size`: unchanged when already that size; otherwise centre-cropped to a square on the
-   shorter side and resized with Lanczos (`ImageOps.fit`), which antialiases when shrinking.
+4. Then one of the model's input rules (its `config.json` says which):
+   - `resize` (thumbnail models such as the CIFAKE one): to `size`×`size`, unchanged when already
+     that size; otherwise centre-cropped to a square on the shorter side and resized with Lanczos
+     (`ImageOps.fit`), which antialiases when shrinking (`to_model_input`).
+   - `tiles` (native-resolution models): the whole image at its own pixel scale, never resized
+     (`load_rgb`); `fakescope.tiles` cuts it into tiles. An image smaller than one tile is
+     mirror-padded to the tile size (`pad_to`): padding adds no resampling traces.
+
+Inputs may be paths, bytes, PIL images or numpy arrays (H×W×3 or H×W, uint8, or float in [0, 1]).
 """
 
 from __future__ import annotations
@@ -33,17 +40,47 @@ from fakescope.errors import ImageError
 MAX_PIXELS = int(os.environ.get("FAKESCOPE_MAX_PIXELS", 89_478_485))
 BACKGROUND = (255, 255, 255)
 
-ImageSource = str | os.PathLike | bytes | Image.Image
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+
+def from_array(a: np.ndarray) -> Image.Image:
+    """A numpy image -> PIL: H×W or H×W×1/3/4; uint8 as is, bool as 0/255, floats in [0, 1]
+    scaled by 255 (other floats and wider integers min-max scaled, as for image files)."""
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ImageError(f"array of shape {a.shape} is not an image (H×W, H×W×3 or H×W×4)")
+    if a.size == 0:
+        raise ImageError(f"image has no pixels ({a.shape})")
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        if np.issubdtype(a.dtype, np.floating):
+            finite = a[np.isfinite(a)]
+            unit = finite.size and finite.min() >= 0 and finite.max() <= 1
+            a = _scale_to_uint8(a, 1.0 if unit else None)
+        elif np.issubdtype(a.dtype, np.integer):
+            a = _scale_to_uint8(a, 255.0 if a.min() >= 0 and a.max() <= 255 else None)
+        else:
+            raise ImageError(f"array of dtype {a.dtype} is not an image")
+    return Image.fromarray(np.ascontiguousarray(a))
 
 
 def open_image(src: ImageSource) -> Image.Image:
     """Open `src` lazily (header only) and check its pixel count before anything is decoded."""
-    if isinstance(src, Image.Image):
+    if isinstance(src, np.ndarray):
+        img = from_array(src)
+    elif isinstance(src, Image.Image):
         img = src
+    elif not isinstance(src, bytes | str | os.PathLike):
+        raise ImageError(f"cannot read an image from a {type(src).__name__}")
     else:
         fp = io.BytesIO(src) if isinstance(src, bytes) else Path(src)
         if isinstance(fp, Path) and fp.is_dir():
             raise ImageError("is a folder, not an image")
+        if isinstance(fp, Path) and not fp.exists():
+            raise ImageError("no such file")
         if isinstance(fp, Path) and fp.stat().st_size == 0 or isinstance(src, bytes) and not src:
             raise ImageError("empty file")
         try:
@@ -103,16 +140,49 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _decoded(img: Image.Image) -> Image.Image:
+    """First frame, EXIF orientation, 8-bit RGB."""
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    return to_rgb(ImageOps.exif_transpose(img))
+
+
+def load_rgb(src: ImageSource) -> np.ndarray:
+    """Any image -> H×W×3 uint8 at its own pixel scale (the `tiles` rule); `ImageError` if
+    unreadable. Memory: one decoded copy (3 bytes a pixel), bounded by `MAX_PIXELS`."""
+    img = open_image(src)
+    try:
+        return np.asarray(_decoded(img), dtype=np.uint8)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise ImageError(f"cannot decode image: {e}") from None
+
+
+def pad_to(a: np.ndarray, size: int) -> np.ndarray:
+    """Mirror-pad an H×W×3 image to at least `size`×`size` (bottom and right)."""
+    h, w = a.shape[:2]
+    if h >= size and w >= size:
+        return a
+    return np.pad(a, ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0)), mode="symmetric")
+
+
+def native_crop(src: ImageSource, size: int) -> np.ndarray:
+    """Any image -> its centre `size`×`size` crop at native scale (mirror-padded when smaller):
+    how training data for native-resolution models is stored, without any resampling."""
+    a = pad_to(load_rgb(src), size)
+    h, w = a.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(a[top : top + size, left : left + size])
+
+
 def to_model_input(src: ImageSource, size: int) -> np.ndarray:
     """Any image -> `size`×`size`×3 uint8 array; raises `ImageError` with one clear message."""
     img = open_image(src)
     try:
-        if getattr(img, "n_frames", 1) > 1:
-            img.seek(0)
         if img.format == "JPEG" and min(img.size) >= 4 * size:
             img.draft("RGB", (2 * size, 2 * size))  # decode at reduced scale: fast, bounded memory
-        img = ImageOps.exif_transpose(img)
-        img = to_rgb(img)
+        img = _decoded(img)
         if img.size != (size, size):
             img = ImageOps.fit(img, (size, size), method=Image.Resampling.LANCZOS)
         return np.asarray(img, dtype=np.uint8).copy()

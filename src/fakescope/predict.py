@@ -11,7 +11,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-FIELDS = ("path", "prob_fake", "label", "error")
+from fakescope.detector import ROW_FIELDS
+
+FIELDS = ROW_FIELDS
 FORMATS = ("table", "csv", "json", "jsonl")
 
 
@@ -53,7 +55,7 @@ class RowWriter:
         elif fmt == "json":
             out.write("[")
         elif fmt == "table":
-            out.write(f"{'prob_fake':>9}  {'label':<5}  path\n")
+            out.write(f"{'prob_fake':>9}  {'label':<9}  {'model':<20}  path\n")
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "csv":
@@ -66,9 +68,12 @@ class RowWriter:
             )
         else:
             if row["error"]:
-                self.out.write(f"{'-':>9}  {'error':<5}  {row['path']}: {row['error']}\n")
+                self.out.write(f"{'-':>9}  {'error':<9}  {'':<20}  {row['path']}: {row['error']}\n")
             else:
-                self.out.write(f"{row['prob_fake']:>9.4f}  {row['label']:<5}  {row['path']}\n")
+                self.out.write(
+                    f"{row['prob_fake']:>9.4f}  {row['label']:<9}  {row.get('model', ''):<20}  "
+                    f"{row['path']}\n"
+                )
         self.first = False
         self.out.flush()
 
@@ -92,7 +97,8 @@ def run_predict(
         for p in items:
             if isinstance(p, Missing):
                 missing_rows.append(
-                    {"path": str(p), "prob_fake": None, "label": None, "error": "no such file"}
+                    {k: None for k in FIELDS}
+                    | {"path": str(p), "model": "", "error": "no such file"}
                 )
             else:
                 yield p

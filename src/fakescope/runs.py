@@ -15,11 +15,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fakescope.config import TrainConfig
-from fakescope.data import ClassNames, ImageSet, describe, load_images, make_splits
+from fakescope.data import (
+    ClassNames,
+    ImageSet,
+    LabelledFiles,
+    describe,
+    list_labelled,
+    load_images,
+    make_splits,
+)
+from fakescope.data.splits import split_two
 from fakescope.detector import Detector, model_config, save_model
 from fakescope.errors import FakescopeError
-from fakescope.fileio import ensure_writable_dir, write_json, write_text
+from fakescope.fileio import ensure_writable_dir, write_bytes, write_json, write_text
 from fakescope.metrics import compute_metrics
 from fakescope.models import resolve_device
 from fakescope.training import fit
@@ -48,12 +59,14 @@ def log(msg: str) -> None:
 
 def load_train_data(
     cfg: TrainConfig, data: DataArgs, progress: bool = True
-) -> tuple[ImageSet, ImageSet, ImageSet | None]:
-    """(train, val, test or None) by the configured protocol."""
+) -> tuple[ImageSet, ImageSet, ImageSet | None, ImageSet | None]:
+    """(train, val, test or None, held-out or None) by the configured protocol."""
     split = "all" if cfg.protocol == "reference" else data.split
+    rule = "crop" if cfg.crop else "resize"
     ds = load_images(
         data.paths,
         size=cfg.image_size,
+        rule=rule,
         split=split,
         purpose="train",
         subset=cfg.subset,
@@ -70,6 +83,7 @@ def load_train_data(
         test = load_images(
             data.test_paths,
             size=cfg.image_size,
+            rule=rule,
             split=None,
             purpose="eval",
             classes=data.classes,
@@ -78,7 +92,37 @@ def load_train_data(
             progress=progress,
         )
         log(f"test data: {describe(test)}")
-    return ds.take(idx["train"]), ds.take(idx["val"]), test
+    train, heldout = idx["train"], None
+    if cfg.heldout_fraction:
+        # a fraction of *all* the data, taken from the training part (stratified, seeded)
+        frac = cfg.heldout_fraction / (1 - cfg.val_fraction)
+        keep, held = split_two(ds.y[train], frac, cfg.seed + 1)
+        train, heldout = train[keep], ds.take(train[held])
+    return ds.take(train), ds.take(idx["val"]), test, heldout
+
+
+def export_heldout(data: DataArgs, split: str | None, names: list[str], out: Path) -> int:
+    """Copy the held-out files, byte for byte, into `out/real|fake/` (a labelled folder that
+    `fakescope calibrate --data` reads like any other). Returns the number of files written."""
+    wanted = set(names)
+    files = list_labelled(data.paths, split=split, purpose="train", classes=data.classes)
+    keep = [i for i in range(len(files)) if files.name(i) in wanted]
+    sub = LabelledFiles(files.sources, [files.entries[i] for i in keep], files.labels[keep], {})
+    n = 0
+    for i, raw in sub.iter_bytes():
+        e = sub.entries[i]
+        cls = "fake" if sub.labels[i] else "real"
+        write_bytes(out / cls / f"{i:05d}_{Path(e.name).name}", raw)
+        n += 1
+    return n
+
+
+def score_images(det: Detector, x: np.ndarray) -> np.ndarray:
+    """prob_fake for decoded uint8 images through the Detector's own input rule (thumbnail
+    models score the arrays directly; tiled models tile each image)."""
+    if det.rule == "resize":
+        return det.score_arrays(x)
+    return np.array([r["prob_fake"] for r in det.iter_predict(iter(x), batch_size=64)])
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
@@ -104,11 +148,19 @@ def train_run(
     resolve_device(cfg.device)  # fail on a bad --device before decoding anything
     if not resume:
         write_json(out / "data.json", asdict(data))
-    train, val, test = load_train_data(cfg, data, progress)
+    train, val, test, heldout = load_train_data(cfg, data, progress)
     log(
         f"split ({cfg.protocol}): train {len(train)}, val {len(val)}"
         + (f", test {len(test)}" if test is not None else "")
+        + (f", held out for calibration {len(heldout)}" if heldout is not None else "")
     )
+    if heldout is not None and not resume:
+        split = "all" if cfg.protocol == "reference" else data.split
+        n = export_heldout(data, split, heldout.names, out / "heldout")
+        log(
+            f"held-out files copied to {out / 'heldout'} ({n}); calibrate with: fakescope "
+            f"calibrate --data {out / 'heldout'} --model {out}"
+        )
     model, state = fit(
         cfg,
         train.x,
@@ -129,10 +181,10 @@ def train_run(
         "best_epoch": state.best_epoch,
         "stopped_early": state.stopped_early,
         "train_seconds": round(state.train_seconds, 2),
-        "val": compute_metrics(val.y, det.score_arrays(val.x)),
+        "val": compute_metrics(val.y, score_images(det, val.x)),
     }
     if test is not None:
-        metrics["test"] = compute_metrics(test.y, det.score_arrays(test.x))
+        metrics["test"] = compute_metrics(test.y, score_images(det, test.x))
     save_model(out, model, model_config(cfg.to_dict(), metrics))
     write_json(out / "metrics.json", metrics)
     write_text(out / "history.csv", history_csv(state.history))

@@ -71,6 +71,8 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: TrainConfig) -> torch.Te
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
@@ -81,7 +83,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
             nesterov=True,
             weight_decay=cfg.weight_decay,
         )
-    raise FakescopeError(f"unknown optimizer {cfg.optimizer!r} (adam or sgd)")
+    raise FakescopeError(f"unknown optimizer {cfg.optimizer!r} (adam, adamw or sgd)")
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -94,11 +96,22 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     raise FakescopeError(f"unknown schedule {cfg.schedule!r} (constant or onecycle)")
 
 
+def crop_batch(x: np.ndarray, idx: torch.Tensor, rng: np.random.Generator, cfg) -> torch.Tensor:
+    """Native-resolution recipe: each image through the shortcut-free pipeline to one crop."""
+    from fakescope.augment import AugmentConfig, augment_batch
+
+    aug = AugmentConfig(**(cfg.augment or {}))
+    return torch.from_numpy(augment_batch(x[idx.numpy()], cfg.crop, rng, aug))
+
+
 def train_one_epoch(
-    model, opt, sched, x: torch.Tensor, y: torch.Tensor, gen, cfg, device, progress: bool, desc: str
+    model, opt, sched, x, y: torch.Tensor, gen, cfg, device, progress: bool, desc: str, epoch=0
 ) -> dict[str, float]:
-    """One pass over the training set in a seeded random order; returns mean loss and accuracy."""
+    """One pass over the training set in a seeded random order; returns mean loss and accuracy.
+    `x` is uint8 N×H×W×3: a tensor on the device (thumbnail recipe) or a numpy array on the CPU
+    (crop recipe, augmented per image with a numpy RNG seeded by (seed, epoch): resumable)."""
     model.train()
+    rng = np.random.default_rng([cfg.seed, epoch])
     order = torch.randperm(len(y), generator=gen)
     n_batches = (len(y) + cfg.batch_size - 1) // cfg.batch_size
     loss_sum = torch.zeros((), device=device)
@@ -112,9 +125,13 @@ def train_one_epoch(
         leave=False,
     )
     for b in bar:
-        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(device)
-        xb = augment(to_input(x[idx], False), gen, cfg)
-        yb = y[idx]
+        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        if cfg.crop:
+            xb = to_input(crop_batch(x, idx, rng, cfg).to(device), cfg.channels_last)
+        else:
+            idx = idx.to(device)
+            xb = augment(to_input(x[idx], False), gen, cfg)
+        yb = y[idx.to(device)]
         target = yb * (1 - cfg.label_smoothing) + cfg.label_smoothing / 2
         with autocast(device, cfg.amp):
             logits = model(xb).float()
@@ -135,7 +152,12 @@ def train_one_epoch(
 
 
 def validate(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, device) -> dict[str, float]:
-    """Validation loss (no TTA: the early-stopping signal) and accuracy at threshold 0.5."""
+    """Validation loss (no TTA: the early-stopping signal) and accuracy at threshold 0.5; for
+    the crop recipe on each image's centre crop (a cheap proxy; final metrics tile whole images
+    through the Detector)."""
+    if cfg.crop:
+        top = (x.shape[1] - cfg.crop) // 2
+        x = np.ascontiguousarray(x[:, top : top + cfg.crop, top : top + cfg.crop])
     logits = batched_logits(
         model, x, device, cfg.eval_batch_size, "none", cfg.amp, cfg.channels_last
     )
@@ -246,10 +268,22 @@ def fit(
     gen = torch.Generator().manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    model = build_model(cfg.arch).to(device)
+    model = build_model(cfg.arch)
+    if cfg.pretrained and not resume:
+        from fakescope.models import load_backbone_file, pretrained_backbone_file
+
+        path = (
+            pretrained_backbone_file(cfg.arch) if cfg.pretrained == "imagenet" else cfg.pretrained
+        )
+        if not hasattr(model.net, "load_backbone"):
+            raise FakescopeError(f"architecture {cfg.arch!r} takes no pretrained backbone")
+        model.net.load_backbone(load_backbone_file(path))
+        log(f"backbone weights: {path}")
+    model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    x = torch.from_numpy(x_train).to(device)  # uint8 stays uint8: 4× less memory than float
+    # uint8 stays uint8: 4× less memory than float; crops are cut on the CPU
+    x = x_train if cfg.crop else torch.from_numpy(x_train).to(device)
     y = torch.from_numpy(y_train.astype(np.float32)).to(device)
     steps = (len(y_train) + cfg.batch_size - 1) // cfg.batch_size
     opt = make_optimizer(model, cfg)
@@ -263,7 +297,9 @@ def fit(
     while state.epoch < cfg.epochs and not state.stopped_early:
         t0 = time.perf_counter()
         desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
-        row = train_one_epoch(model, opt, sched, x, y, gen, cfg, device, progress, desc)
+        row = train_one_epoch(
+            model, opt, sched, x, y, gen, cfg, device, progress, desc, state.epoch
+        )
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0

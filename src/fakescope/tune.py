@@ -51,7 +51,7 @@ def tune(
             "subset": subset,
         },
     )
-    train, val, _ = load_train_data(base, data, progress)  # tune on train/val only
+    train, val, _, _ = load_train_data(base, data, progress)  # tune on train/val only
     log(f"tuning on {len(train)} train / {len(val)} validation images, {trials} trials")
 
     def objective(trial: optuna.Trial) -> float:

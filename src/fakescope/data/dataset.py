@@ -32,7 +32,7 @@ from fakescope.data.sources import (
 from fakescope.data.splits import stratified_subset
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.fileio import atomic_path
-from fakescope.images import to_model_input
+from fakescope.images import native_crop, to_model_input
 
 CACHE_VERSION = 1  # bump when decoding or the pre-processing rule changes
 CHUNK = 2048
@@ -83,12 +83,18 @@ def _select_split(entries: list[Entry], split: str | None, purpose: str) -> list
     return chosen
 
 
-def _decode_chunk(items: list[bytes], size: int) -> tuple[np.ndarray, list[str | None]]:
+DECODE_RULES = ("resize", "crop")
+
+
+def _decode_chunk(
+    items: list[bytes], size: int, rule: str = "resize"
+) -> tuple[np.ndarray, list[str | None]]:
     out = np.zeros((len(items), size, size, 3), np.uint8)
     errors: list[str | None] = []
+    decode = native_crop if rule == "crop" else to_model_input
     for i, data in enumerate(items):
         try:
-            out[i] = to_model_input(data, size)
+            out[i] = decode(data, size)
             errors.append(None)
         except ImageError as e:
             errors.append(str(e))
@@ -107,7 +113,12 @@ def _cache_key(sources: list[Source], **params) -> str:
 
 
 def _decode(
-    sources: list[Source], entries: list[Entry], size: int, workers: int, progress: bool
+    sources: list[Source],
+    entries: list[Entry],
+    size: int,
+    workers: int,
+    progress: bool,
+    rule: str = "resize",
 ) -> tuple[np.ndarray, list[tuple[str, str]], np.ndarray]:
     """Stream bytes source by source, decode in worker processes, keep only finished arrays."""
     x = np.zeros((len(entries), size, size, 3), np.uint8)
@@ -144,11 +155,11 @@ def _decode(
                 idx.append(position[(src.index, name)])
                 items.append(data)
                 if len(items) == CHUNK:
-                    pending.append((idx, pool.submit(_decode_chunk, items, size)))
+                    pending.append((idx, pool.submit(_decode_chunk, items, size, rule)))
                     idx, items = [], []
                     drain(2 * workers)  # bounded: at most a few chunks of bytes in flight
             if items:
-                pending.append((idx, pool.submit(_decode_chunk, items, size)))
+                pending.append((idx, pool.submit(_decode_chunk, items, size, rule)))
         drain(0)
     bar.close()
     return x, failed, ok
@@ -221,6 +232,7 @@ def load_images(
     paths: Sequence[str | os.PathLike],
     *,
     size: int = 32,
+    rule: str = "resize",
     split: str | None = None,
     purpose: str = "train",
     subset: float | None = None,
@@ -234,11 +246,16 @@ def load_images(
     """Load a labelled image collection from folders / archives / Parquet into an `ImageSet`.
 
     `subset` is a count (> 1) or fraction (≤ 1) of a stratified, seeded sample, taken before
-    decoding so a small run decodes only what it uses.
+    decoding so a small run decodes only what it uses. `rule`: `resize` (`to_model_input`: centre
+    square, Lanczos to `size`) or `crop` (`native_crop`: the centre `size`×`size` at the image's
+    own pixel scale, for native-resolution models).
     """
+    if rule not in DECODE_RULES:
+        raise FakescopeError(f"unknown decode rule {rule!r} ({', '.join(DECODE_RULES)})")
     workers = workers or os.cpu_count() or 1
     params = dict(
         size=size,
+        **({"rule": rule} if rule != "resize" else {}),
         split=split,
         purpose=purpose,
         subset=subset,
@@ -264,7 +281,7 @@ def load_images(
         paths, split=split, purpose=purpose, subset=subset, seed=seed, classes=classes
     )
     entries, labels = listed.entries, listed.labels
-    x, failed, ok = _decode(listed.sources, entries, size, workers, progress)
+    x, failed, ok = _decode(listed.sources, entries, size, workers, progress, rule)
     report = {**listed.report, "failed": failed}
     names = [_display_name(listed.sources[e.source], e.name) for e in entries]
     result = ImageSet(x[ok], labels[ok], [n for n, k in zip(names, ok, strict=True) if k], report)

@@ -1,0 +1,119 @@
+"""Native-resolution tiling: coverage, budget, order-independent aggregation, tiled Detector."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakescope.augment import AugmentConfig, augment_image, jpeg
+from fakescope.detector import Detector, model_config, save_model
+from fakescope.images import native_crop, pad_to
+from fakescope.models import build_model
+from fakescope.tiles import TileRule, aggregate, cut, grid
+
+
+@pytest.mark.parametrize("h,w", [(256, 256), (300, 517), (96, 96), (97, 1000), (3000, 4000)])
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+def test_grid_covers_the_image_within_budget(h, w, overlap):
+    rule = TileRule(tile=96, overlap=overlap, budget=10_000)
+    pos = grid(h, w, rule)
+    covered = np.zeros((h, w), bool)
+    for y, x in pos:
+        assert 0 <= y <= h - 96 and 0 <= x <= w - 96
+        covered[y : y + 96, x : x + 96] = True
+    assert covered.all()  # every pixel is in some tile
+    ys, xs = sorted({p[0] for p in pos}), sorted({p[1] for p in pos})
+    step = 96 * (1 - overlap)
+    assert all(b - a <= step + 1 for a, b in zip(ys, ys[1:], strict=False))
+    assert all(b - a <= step + 1 for a, b in zip(xs, xs[1:], strict=False))
+
+
+def test_budget_spreads_tiles_over_the_whole_image():
+    rule = TileRule(tile=96, budget=48)
+    pos = grid(3000, 4000, rule)
+    assert 40 <= len(pos) <= 48
+    ys, xs = [p[0] for p in pos], [p[1] for p in pos]
+    assert min(ys) == 0 and max(ys) == 3000 - 96  # edge to edge
+    assert min(xs) == 0 and max(xs) == 4000 - 96
+
+
+def test_aggregation_does_not_depend_on_tile_order():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=37)
+    for agg in ("mean", "topk"):
+        rule = TileRule(aggregate=agg, topk=0.25)
+        assert aggregate(z, rule) == pytest.approx(aggregate(rng.permutation(z), rule))
+    assert aggregate(z, TileRule(aggregate="topk", topk=0.25)) >= aggregate(z, TileRule())
+
+
+def test_cut_returns_the_pixels_at_native_scale():
+    a = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    tiles, pos = cut(a, TileRule(tile=64, overlap=0.0, budget=100))
+    for t, (y, x) in zip(tiles, pos, strict=True):
+        assert np.array_equal(t, a[y : y + 64, x : x + 64])
+
+
+def test_small_images_are_mirror_padded_not_resized():
+    a = np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3)
+    p = pad_to(a, 64)
+    assert p.shape == (64, 64, 3) and np.array_equal(p[:20, :30], a)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    c = native_crop(buf.getvalue(), 16)
+    assert np.array_equal(c, a[2:18, 7:23])  # centre crop, same pixels
+
+
+def test_augmentation_is_seeded_and_applies_jpeg():
+    a = np.random.default_rng(2).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    cfg = AugmentConfig(rescale_p=1.0, jpeg_p=1.0, blur_p=0.5, noise_p=0.5)
+    one = augment_image(a, 96, np.random.default_rng(7), cfg)
+    two = augment_image(a, 96, np.random.default_rng(7), cfg)
+    assert one.shape == (96, 96, 3) and np.array_equal(one, two)
+    # JPEG at quality 50 changes pixels; at 100 it changes them only slightly
+    yy, xx = np.mgrid[0:128, 0:128]
+    smooth = np.stack([yy * 2, xx * 2, (yy + xx)], -1).astype(np.uint8)
+    img = Image.fromarray(smooth)
+    a = smooth
+    q50 = np.abs(np.asarray(jpeg(img, 50)).astype(int) - a).mean()
+    q100 = np.abs(np.asarray(jpeg(img, 100)).astype(int) - a).mean()
+    assert q50 > 2 * q100
+
+
+@pytest.fixture(scope="module")
+def tiled_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiled")
+    cfg = {"arch": "resnet10t", "image_size": 64, "crop": 32, "tiles": {"budget": 12}}
+    save_model(d, build_model("resnet10t"), model_config(cfg))
+    return d
+
+
+def test_tiled_detector_scores_any_size_with_bounded_tiles(tiled_model):
+    det = Detector.load(str(tiled_model), device="cpu")
+    assert det.rule == "tiles" and det.tile_rule.tile == 32 and det.tile_rule.budget == 12
+    rng = np.random.default_rng(3)
+    imgs = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(20, 20, 3), (64, 90, 3)]]
+    imgs.append(rng.integers(0, 256, (1500, 2000, 3), dtype=np.uint8))
+    rows = det.predict_batch(imgs)
+    assert all(r["error"] == "" and 0 <= r["prob_fake"] <= 1 for r in rows)
+    assert len(det.preprocess(imgs[2])) <= 12  # the budget bounds the work for a large photo
+    # the image logit is the mean of its tiles' logits
+    tiles = det.preprocess(imgs[1])
+    z = det.logits_arrays(tiles)
+    expected = 1 / (1 + np.exp(-z.mean()))
+    assert rows[1]["prob_fake"] == pytest.approx(expected, abs=1e-6)
+    assert "tiles 32×32" in repr(det)
+
+
+def test_routing_by_image_size(tiled_model, tiny_model, tmp_path):
+    route = {"route": [{"max_side": 40, "model": str(tiny_model)}, {"model": str(tiled_model)}]}
+    (tmp_path / "config.json").write_text(json.dumps(route))
+    det = Detector.load(str(tmp_path), device="cpu")
+    small = np.zeros((32, 32, 3), np.uint8)
+    big = np.zeros((300, 200, 3), np.uint8)
+    rows = det.predict_batch([small, big, small])
+    assert [r["model"] for r in rows] == [str(tiny_model), str(tiled_model), str(tiny_model)]
+    assert rows[0]["prob_fake"] == Detector.load(str(tiny_model)).predict(small)["prob_fake"]
