@@ -76,3 +76,60 @@ def evaluation_plots(y: np.ndarray, prob: np.ndarray, cm: list[list[int]], out: 
     ax.set(xlabel="prob_fake", ylabel="images", title="scores per class", yscale="log")
     ax.legend()
     _save(fig, out / "score_histogram.png")
+
+
+ROBUSTNESS_METRICS = (
+    ("accuracy", "accuracy"),
+    ("roc_auc", "ROC-AUC"),
+    ("false_positive_rate", "FPR (real)"),
+    ("detection_rate", "detection (fake)"),
+    ("flip_rate", "verdict flips"),
+)
+
+
+def robustness_plots(results: list[dict], out: Path, title: str = "") -> list[Path]:
+    """robustness_<family>.png: each metric against severity (clean, then mild to severe)."""
+    plt = _plt()
+    clean = results[0]
+    families = list(dict.fromkeys(r["family"] for r in results[1:]))
+    written = []
+    for fam in families:
+        rows = [clean] + [r for r in results[1:] if r["family"] == fam]
+        xs = np.arange(len(rows))
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for key, label in ROBUSTNESS_METRICS:
+            ys = [np.nan if r.get(key) is None else r[key] for r in rows]
+            ax.plot(xs, ys, "o-", label=label)
+        ax.set_xticks(xs, ["clean"] + [r["level"] for r in rows[1:]])
+        ax.set(ylim=(-0.02, 1.02), xlabel=fam, ylabel="rate", title=f"{title}: {fam}".strip(": "))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+        path = out / f"robustness_{fam}.png"
+        _save(fig, path)
+        written.append(path)
+    return written
+
+
+def reliability_diagram(
+    y: np.ndarray, curves: dict[str, np.ndarray], path: Path, bins: int = 15
+) -> None:
+    """Fraction of fakes against mean prob_fake per equal-width bin, one line per score set
+    (e.g. before / after calibration), with the share of images per bin below."""
+    from fakescope.metrics import ece, reliability
+
+    plt = _plt()
+    fig, (ax, hx) = plt.subplots(
+        2, 1, figsize=(4.5, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    edges = np.linspace(0, 1, bins + 1)
+    for name, p in curves.items():
+        count, mean_p, frac = reliability(y, p, bins)
+        full = count > 0
+        ax.plot(mean_p[full], frac[full], "o-", label=f"{name} (ECE {ece(y, p, bins):.3f})")
+        hx.stairs(count / count.sum(), edges, label=name, alpha=0.7)
+    ax.set(ylabel="fraction fake", title="reliability", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    hx.set(xlabel="prob_fake", ylabel="share", yscale="log")
+    _save(fig, path)
