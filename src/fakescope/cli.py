@@ -226,6 +226,85 @@ def cmd_explain(args) -> int:
     return run_explain(args)
 
 
+def cmd_robustness(args) -> int:
+    from fakescope.detector import Detector
+    from fakescope.robustness import format_results, run_robustness
+
+    det = Detector.load(args.model, device=args.device)
+    rep = run_robustness(
+        det,
+        args.data,
+        Path(args.out),
+        split=args.split,
+        subset=args.subset,
+        seed=args.seed,
+        classes=_classes(args),
+        perturbations=args.perturbations,
+        batch_size=args.batch_size,
+        progress=_progress(args),
+    )
+    print(format_results(rep["results"]))
+    print(f"written: {Path(args.out) / 'robustness.json'}, report.md, robustness_*.png")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from fakescope.calibrate import run_calibrate
+
+    cfg = run_calibrate(
+        args.model,
+        args.data,
+        Path(args.out),
+        split=args.split,
+        subset=args.subset,
+        seed=args.seed,
+        classes=_classes(args),
+        target_fpr=args.target_fpr,
+        band_width=args.uncertain_band,
+        method=args.method,
+        device=args.device,
+        progress=_progress(args),
+    )
+    r = cfg["calibration_report"]
+    print(
+        f"method {r['method']}; threshold {cfg['threshold']:.6g} (false-positive rate "
+        f"{r['false_positive_rate']:.4f} on {r['images']['real']} real images, detection rate "
+        f"{r['detection_rate']:.4f}); uncertain band {cfg['uncertain']}"
+    )
+    for key in ("ece", "brier", "nll"):
+        print(f"{key:<6} before {r['before'][key]:.4f}  after {r['after'][key]:.4f}")
+    print(f"written: calibrated model {args.out} (use --model {args.out}), report.md")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    import json
+
+    from fakescope.audit import format_report, run_audit
+    from fakescope.fileio import ensure_writable_dir, write_json, write_text
+
+    if args.out:
+        ensure_writable_dir(args.out)
+    rep = run_audit(
+        args.data,
+        split=args.split or "all",
+        subset=args.subset,
+        seed=args.seed,
+        classes=_classes(args),
+        near_distance=args.near_distance,
+        exact_only=args.exact_only,
+        workers=args.workers,
+        progress=_progress(args),
+    )
+    text = format_report(rep)
+    print(text, end="")
+    if args.out:
+        write_text(Path(args.out) / "report.md", text)
+        write_json(Path(args.out) / "audit.json", json.loads(json.dumps(rep)))
+        print(f"written: {Path(args.out) / 'report.md'}, audit.json", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
 
@@ -312,6 +391,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(func=cmd_explain)
+
+    rb = sub.add_parser("robustness", help="metrics under JPEG, resizing, blur, noise, crops ...")
+    _add_data_args(rb)
+    common(rb)
+    rb.add_argument("--out", required=True, help="output folder")
+    rb.add_argument(
+        "--perturbations",
+        metavar="A,B,...",
+        help="perturbation or family names (default: the whole grid; see fakescope.perturb)",
+    )
+    rb.add_argument("--seed", type=int, default=0, help="subset and random perturbations")
+    rb.add_argument("--batch-size", type=int, default=64, help="variants scored at once")
+    rb.set_defaults(func=cmd_robustness)
+
+    c = sub.add_parser("calibrate", help="fit calibration and threshold; write a calibrated copy")
+    _add_data_args(c)
+    common(c)
+    c.add_argument("--out", required=True, help="folder for the calibrated model copy")
+    c.add_argument(
+        "--target-fpr",
+        type=float,
+        default=0.05,
+        help="false-positive rate on the real images the threshold is chosen for (default 0.05)",
+    )
+    c.add_argument(
+        "--uncertain-band",
+        type=float,
+        metavar="W",
+        help="label prob_fake within W/2 of the threshold 'uncertain' (e.g. 0.2)",
+    )
+    c.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "temperature", "platt", "isotonic"],
+        help="auto: lowest 5-fold cross-validated NLL on the data",
+    )
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_calibrate)
+
+    a = sub.add_parser("audit", help="duplicates, train/test leakage and shortcut cues in data")
+    _add_data_args(a)
+    a.add_argument("--out", help="folder for report.md and audit.json")
+    a.add_argument(
+        "--near-distance",
+        type=int,
+        default=4,
+        help="pHash Hamming distance (of 64 bits) that counts as a near-duplicate (default 4)",
+    )
+    a.add_argument(
+        "--exact-only", action="store_true", help="byte duplicates only: hash, do not decode"
+    )
+    a.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
+    a.add_argument("--seed", type=int, default=0, help="for --subset")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=cmd_audit)
     return p
 
 
