@@ -150,3 +150,17 @@ def test_cifake_leak_and_duplicates():
     across = {(a["files_in"], a["also_in"]): a["files"] for a in ex["across"]}
     assert across[("test/fake", "train/fake")] == 378 and len(across) == 2
     assert ex["both_classes"] == 0
+
+
+def test_evaluate_dedupe_against_leaves_out_leaked_test_files(tmp_path, capsys):
+    root = build_tree(tmp_path / "d")
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--data", str(root), "--split", "test", "--out", str(out), "-q"]
+    assert main([*argv, "--device", "cpu", "--dedupe-against", str(root)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["deduplicated"]["removed"] == 3 and m["deduplicated"]["with_leaked"]["n"] == 49
+    assert m["n"] == 46
+    assert "left out 3 test files" in capsys.readouterr().out
+    lines = (out / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "path,true_label,prob_fake,label,model,leaked" and len(lines) == 50
+    assert sum(line.endswith(",yes") for line in lines) == 3

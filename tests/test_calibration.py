@@ -166,6 +166,17 @@ def test_calibrate_writes_a_calibrated_model_copy(tmp_path, capsys):
     p = apply_calibration(z, cfg["calibration"])
     assert np.mean(p >= cfg["threshold"]) <= 0.1
     assert rep["false_positive_rate"] == pytest.approx(np.mean(p >= cfg["threshold"]))
+    # and the Detector's rows are the calibrated probabilities and verdicts
+    rows = det.predict_batch(files)
+    assert [r["prob_fake"] for r in rows] == pytest.approx(p, abs=1e-6)
+    band = cfg["uncertain"]
+    assert [r["label"] for r in rows] == [verdict(v, cfg["threshold"], band) for v in p]
+    # evaluate with the calibrated copy counts the same uncertain verdicts, apart
+    ev = tmp_path / "eval"
+    assert main(["evaluate", "--data", str(data), "--model", str(out), "--out", str(ev), "-q"]) == 0
+    m = json.loads((ev / "metrics.json").read_text())
+    assert m["uncertain"] == rep["uncertain"] and m["n_decided"] == 60 - rep["uncertain"]
+    assert m["ece"] == pytest.approx(rep["after"]["ece"], abs=1e-4)
     # refuses to overwrite the model it calibrates, and bad options are one error line
     assert main(["calibrate", "--data", str(data), "--model", str(out), "--out", str(out)]) == 2
     assert main([*argv, "--target-fpr", "1.5"]) == 2

@@ -36,7 +36,7 @@ from fakescope.calibration import (
     verdict,
 )
 from fakescope.data import ClassNames, list_labelled
-from fakescope.detector import DEFAULT_MODEL, WEIGHTS_DIR, Detector
+from fakescope.detector import Detector, resolve_model_dir
 from fakescope.errors import FakescopeError
 from fakescope.fileio import atomic_path, ensure_writable_dir, write_json, write_text
 from fakescope.metrics import compute_metrics
@@ -56,16 +56,6 @@ SUMMARY_KEYS = (
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def model_folder(model: str | Path | None) -> Path:
-    """The folder a `--model` value names (a shipped model's folder or a run folder)."""
-    model = DEFAULT_MODEL if model is None else model
-    shipped = WEIGHTS_DIR / str(model)
-    if isinstance(model, str) and "/" not in model and (shipped / CONFIG).is_file():
-        return shipped
-    path = Path(model)
-    return path.parent if path.is_file() else path
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
@@ -127,8 +117,12 @@ def run_calibrate(
         raise FakescopeError(f"--uncertain-band {band_width} is not in [0, 1)")
     if method != "auto" and method not in METHODS:
         raise FakescopeError(f"--method {method!r}: choose auto, {', '.join(METHODS)}")
-    src = model_folder(model)
+    src, _ = resolve_model_dir(model)
     det = Detector.load(model, device=device)
+    if det.routes:
+        raise FakescopeError(
+            f"{det.name} routes images between models: calibrate each member model instead"
+        )
     if src.resolve() == Path(out).resolve():
         raise FakescopeError("--out must be a new folder, not the model's own folder")
     ensure_writable_dir(out)

@@ -143,9 +143,13 @@ def cmd_evaluate(args) -> int:
         seed=args.seed,
         classes=_classes(args),
         threshold=args.threshold,
+        dedupe_against=args.dedupe_against,
         progress=_progress(args),
     )
     print(format_table(m))
+    if "deduplicated" in m:
+        d = m["deduplicated"]
+        print(f"left out {d['removed']} test files byte-identical to training files")
     print(f"written: {Path(args.out) / 'metrics.json'}, predictions.csv, plots")
     return 0
 
@@ -351,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(e)
     e.add_argument("--out", required=True, help="output folder")
     e.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
+    e.add_argument(
+        "--dedupe-against",
+        nargs="+",
+        metavar="TRAIN",
+        help="training data: leave out test files byte-identical to its files (leakage)",
+    )
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=cmd_evaluate)
 

@@ -55,13 +55,23 @@ def evaluate(
     seed: int = 0,
     classes: ClassNames = ClassNames(),
     threshold: float | None = None,
+    dedupe_against: list[str] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score every image in `paths` with `det`; write metrics, per-image scores and plots."""
+    """Score every image in `paths` with `det`; write metrics, per-image scores and plots.
+
+    `dedupe_against`: training data; test files byte-identical to one of its files (leaked
+    into training) are left out of the metrics and marked in predictions.csv."""
     ensure_writable_dir(out)
     files = list_labelled(
         paths, split=split, purpose="eval", subset=subset, seed=seed, classes=classes
     )
+    leaked: set[int] = set()
+    if dedupe_against:
+        from fakescope.audit import leaked_indices
+
+        leaked = set(leaked_indices(files, dedupe_against, classes=classes))
+        log(f"{len(leaked)} test files are byte-identical to training files: left out")
     log(f"evaluation data: {len(files)} images; input: {det.describe_input()}")
     order, rows = score_labelled(det, files, progress=progress)
     ok = [k for k, r in enumerate(rows) if not r["error"]]
@@ -72,10 +82,28 @@ def evaluate(
             log(f"  {name}: {err}")
         if len(failed) > 20:
             log(f"  ... and {len(failed) - 20} more")
-    y = files.labels[[order[k] for k in ok]]
-    prob = np.array([rows[k]["prob_fake"] for k in ok], dtype=np.float64)
     given, threshold = threshold, det.threshold if threshold is None else threshold
-    metrics = compute_metrics(y, prob, threshold)
+
+    def measure(ks: list[int]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        y = files.labels[[order[k] for k in ks]]
+        prob = np.array([rows[k]["prob_fake"] for k in ks], dtype=np.float64)
+        # the model's own verdicts (uncertain counted apart); a --threshold override is hard
+        labels = [rows[k]["label"] for k in ks] if given is None else None
+        return y, prob, compute_metrics(y, prob, threshold, labels=labels)
+
+    everything = ok
+    ok = [k for k in ok if order[k] not in leaked]
+    y, prob, metrics = measure(ok)
+    if dedupe_against:
+        m_all = measure(everything)[2]
+        metrics["deduplicated"] = {
+            "against": [str(p) for p in dedupe_against],
+            "removed": len(everything) - len(ok),
+            "with_leaked": {
+                k: m_all[k]
+                for k in ("n", "accuracy", "roc_auc", "false_positive_rate", "detection_rate")
+            },
+        }
     metrics["model"] = det.name
     metrics["input"] = det.describe_input()
     models_used = sorted({rows[k]["model"] for k in ok})
@@ -89,12 +117,15 @@ def evaluate(
     write_json(out / "metrics.json", metrics)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["path", "true_label", "prob_fake", "label", "model"])
-    for k in ok:
+    w.writerow(
+        ["path", "true_label", "prob_fake", "label", "model"] + (["leaked"] * bool(dedupe_against))
+    )
+    for k in everything:
         r = rows[k]
         true = "fake" if files.labels[order[k]] else "real"
         label = r["label"] if given is None else ("fake" if r["prob_fake"] >= given else "real")
-        w.writerow([files.name(order[k]), true, f"{r['prob_fake']:.6f}", label, r["model"]])
+        extra = ["yes" if order[k] in leaked else "no"] if dedupe_against else []
+        w.writerow([files.name(order[k]), true, f"{r['prob_fake']:.6f}", label, r["model"], *extra])
     write_text(out / "predictions.csv", buf.getvalue())
     evaluation_plots(y, prob, metrics["confusion_matrix"], out)
     return metrics
