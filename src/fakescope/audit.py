@@ -27,6 +27,7 @@ import hashlib
 import io
 import os
 import sys
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -465,10 +466,14 @@ def run_audit(
             import imagehash  # noqa: F401 - fail before any work, not in a worker
         except ImportError:
             raise missing_extra("imagehash", "audit") from None
+    t0 = time.perf_counter()
     files = list_labelled(
         paths, split=split, purpose="eval", subset=subset, seed=seed, classes=classes
     )
+    timings = {"list": time.perf_counter() - t0}
+    t0 = time.perf_counter()
     recs = inspect_files(files, decode=not exact_only, workers=workers, progress=progress)
+    timings["read_and_inspect"] = time.perf_counter() - t0
     cells = cell_names(files)
     names = [files.name(i) for i in range(len(files))]
     hashes = [r["sha256"] for r in recs]
@@ -482,6 +487,7 @@ def run_audit(
         failed = [(names[i], r["error"]) for i, r in enumerate(recs) if "error" in r]
         report["undecodable"] = [{"path": p, "error": e} for p, e in failed]
         idx = [i for i, r in enumerate(recs) if "phash" in r]
+        t1 = time.perf_counter()
         report["near"] = near_duplicates(
             np.array([recs[i]["phash"] for i in idx], np.uint64),
             [hashes[i] for i in idx],
@@ -489,8 +495,12 @@ def run_audit(
             [names[i] for i in idx],
             near_distance,
         )
+        timings["near_duplicate_search"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
         report["cues"] = shortcut_cues(recs, files.labels)
+        timings["cues"] = time.perf_counter() - t1
         report["warnings"] = [c["warning"] for c in report["cues"] if "warning" in c]
+    report["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     return report
 
 
