@@ -38,9 +38,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-PLOTTED = ("accuracy", "roc_auc", "false_positive_rate", "detection_rate", "flip_rate")
-
-
 def score_variants(
     det: Detector,
     files,
