@@ -496,13 +496,11 @@ def _load_exif(raw: bytes | None) -> Image.Exif | None:
 def _pillow_exif(fp: IO[bytes]) -> Image.Exif | None:
     """EXIF of a non-PNG image through Pillow's lazy open (headers only, pixels not decoded)."""
     fp.seek(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Image.open(fp) as im:
-            if im.info.get("exif"):
-                return _load_exif(im.info["exif"])
-            if im.format == "TIFF":  # tags are read with the header
-                return im.getexif()
+    with Image.open(fp) as im:
+        if im.info.get("exif"):
+            return _load_exif(im.info["exif"])
+        if im.format == "TIFF":  # tags are read with the header
+            return im.getexif()
     return None
 
 
@@ -510,9 +508,12 @@ def _pillow_exif(fp: IO[bytes]) -> Image.Exif | None:
 
 
 def _guard(fn, *args) -> list[EvidenceItem]:
-    """Run one reader; a hostile file that breaks it yields nothing from that reader."""
+    """Run one reader; a hostile file that breaks it yields nothing from that reader (and no
+    warnings from Pillow about its corrupt EXIF: the pixel path reports a bad image)."""
     try:
-        return fn(*args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args)
     except Exception:  # noqa: BLE001 -- metadata is optional evidence, never a reason to fail
         return []
 
