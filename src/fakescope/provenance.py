@@ -382,7 +382,7 @@ def _text_items(texts: Iterable[tuple[str, str, int]]) -> list[EvidenceItem]:
                     "png-text",
                     "ai-generated",
                     "asserted",
-                    f"'{key}' text chunk as written by {rule[1]}{big}: {text[:80]}",
+                    f"'{key}' text chunk as written by {rule[1]}{big}: {text[:50]}",
                     f"png-{slug}:{rule[0]}",
                 )
             )
@@ -459,19 +459,12 @@ def _exif_items(exif: Image.Exif | None) -> list[EvidenceItem]:
             _item("exif", g[1], "asserted", f"Software: {software}", f"exif-software:{g[0]}")
         )
     for name, text in (
-        ("imagedescription", _str(exif.get(_DESCRIPTION))),
-        ("usercomment", _user_comment(sub.get(_USER_COMMENT))),
+        ("ImageDescription", _str(exif.get(_DESCRIPTION))),
+        ("UserComment", _user_comment(sub.get(_USER_COMMENT))),
     ):
         if text and (f := match_free_text(text)):
-            out.append(
-                _item(
-                    "exif",
-                    "ai-generated",
-                    "asserted",
-                    f"{name} holds {f[1]}",
-                    f"exif-{name}:{f[0]}",
-                )
-            )
+            tag = f"exif-{name.lower()}:{f[0]}"
+            out.append(_item("exif", "ai-generated", "asserted", f"{name} holds {f[1]}", tag))
     if make or model:
         camera = model if make and model.lower().startswith(make.lower()) else f"{make} {model}"
         extra = [
