@@ -40,7 +40,7 @@ def pixels(w: int = 64, h: int = 64, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), np.uint8))
 
 
-def _save(img: Image.Image, fmt: str, **kw) -> bytes:
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
     return buf.getvalue()
@@ -53,19 +53,33 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def a1111_png(prompt: str = A1111) -> bytes:
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", prompt)  # tEXt, or iTXt when not Latin-1 (as A1111 saves it)
-    return _save(pixels(), "PNG", pnginfo=info)
+    return encode(pixels(), "PNG", pnginfo=info)
 
 
 def comfyui_png() -> bytes:
     info = PngImagePlugin.PngInfo()
     info.add_text("prompt", json.dumps(COMFY_PROMPT))
     info.add_text("workflow", json.dumps(COMFY_WORKFLOW), zip=True)  # a zTXt/iTXt compressed
-    return _save(pixels(seed=1), "PNG", pnginfo=info)
+    return encode(pixels(seed=1), "PNG", pnginfo=info)
+
+
+def novelai_png() -> bytes:
+    """NovelAI names itself and its model in `Software` and `Source` text chunks."""
+    info = PngImagePlugin.PngInfo()
+    for k, v in (
+        ("Title", "AI generated image"),
+        ("Description", "a cat on a sofa"),
+        ("Software", "NovelAI"),
+        ("Source", "Stable Diffusion XL C1E1DE52"),
+        ("Comment", json.dumps({"steps": 28, "sampler": "k_euler_ancestral", "scale": 5})),
+    ):
+        info.add_text(k, v)
+    return encode(pixels(seed=5), "PNG", pnginfo=info)
 
 
 def chunk_after_pixels_png(key: str = "parameters", text: str = A1111) -> bytes:
     """A tEXt chunk after IDAT (legal; some tools append metadata there)."""
-    data = _save(pixels(seed=2), "PNG")
+    data = encode(pixels(seed=2), "PNG")
     iend = data.rindex(b"IEND") - 4
     return (
         data[:iend]
@@ -88,10 +102,10 @@ def xmp_packet(source_type: str = "trainedAlgorithmicMedia", creator_tool: str =
 
 
 def xmp_jpeg(source_type: str = "trainedAlgorithmicMedia", creator_tool: str = "") -> bytes:
-    return _save(pixels(seed=3), "JPEG", xmp=xmp_packet(source_type, creator_tool))
+    return encode(pixels(seed=3), "JPEG", xmp=xmp_packet(source_type, creator_tool))
 
 
-def _exif(**tags) -> Image.Exif:
+def exif(**tags) -> Image.Exif:
     exif = Image.Exif()
     sub = exif.get_ifd(0x8769)
     for tag, value in tags.items():
@@ -106,11 +120,11 @@ def _exif(**tags) -> Image.Exif:
 
 
 def exif_jpeg(**tags) -> bytes:
-    return _save(pixels(seed=4), "JPEG", exif=_exif(**tags).tobytes())
+    return encode(pixels(seed=4), "JPEG", exif=exif(**tags).tobytes())
 
 
-def camera_jpeg() -> bytes:
-    return exif_jpeg(
+def camera_exif() -> Image.Exif:
+    return exif(
         make="Canon",
         model="Canon EOS 5D Mark IV",
         software="Firmware Version 1.2.0",
@@ -118,6 +132,10 @@ def camera_jpeg() -> bytes:
         fnumber=IFDRational(8, 1),
         iso=100,
     )
+
+
+def camera_jpeg() -> bytes:
+    return encode(pixels(seed=4), "JPEG", exif=camera_exif().tobytes())
 
 
 def generator_software_jpeg(software: str = "Midjourney") -> bytes:

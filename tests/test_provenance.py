@@ -38,6 +38,7 @@ CASES = {
     ),
     "comfyui.png": (pf.comfyui_png, "png-prompt:comfyui; png-workflow:comfyui", True),
     "after_idat.png": (pf.chunk_after_pixels_png, "png-parameters:stable-diffusion", True),
+    "novelai.png": (pf.novelai_png, "png-software:novelai; png-source:stable-diffusion", True),
     "iptc.jpg": (pf.xmp_jpeg, "iptc:ai-generated", True),
     "iptc_composite.jpg": (
         lambda: pf.xmp_jpeg("compositeWithTrainedAlgorithmicMedia", "Adobe Photoshop 25.0"),
