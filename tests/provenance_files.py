@@ -151,7 +151,7 @@ def a1111_jpeg() -> bytes:
 
 
 @dataclass
-class TestCA:
+class ThrowawayCA:
     """A throw-away root CA and a signing certificate it issued (ES256)."""
 
     root_pem: str
@@ -165,7 +165,7 @@ class TestCA:
         return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
-def make_test_ca(org: str = "Example Generator Inc") -> TestCA:
+def make_test_ca(org: str = "Example Generator Inc") -> ThrowawayCA:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -227,11 +227,11 @@ def make_test_ca(org: str = "Example Generator Inc") -> TestCA:
     )
     pem = serialization.Encoding.PEM
     root_pem = root.public_bytes(pem).decode()
-    return TestCA(root_pem, leaf.public_bytes(pem).decode() + root_pem, key)
+    return ThrowawayCA(root_pem, leaf.public_bytes(pem).decode() + root_pem, key)
 
 
 def c2pa_signed(
-    ca: TestCA,
+    ca: ThrowawayCA,
     image: bytes,
     mime: str,
     source_type: str = "trainedAlgorithmicMedia",
