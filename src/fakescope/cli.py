@@ -1,4 +1,4 @@
-"""`fakescope` command line: train, evaluate, predict, models, tune, explain.
+"""`fakescope` command line: train, evaluate, predict, models, tune, explain, inspect.
 
 User errors (bad paths, options, files) end in one `error:` line and exit status 2; a predict run
 where some files could not be scored exits 1; Ctrl-C exits 130 after the last checkpoint.
@@ -226,6 +226,12 @@ def cmd_explain(args) -> int:
     return run_explain(args)
 
 
+def cmd_inspect(args) -> int:
+    from fakescope.inspect_cli import run_inspect
+
+    return run_inspect(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
 
@@ -312,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(func=cmd_explain)
+
+    i = sub.add_parser(
+        "inspect", help="provenance evidence (C2PA, IPTC, generator metadata) + pixel score"
+    )
+    i.add_argument("paths", nargs="+", metavar="PATH")
+    common(i)
+    i.add_argument("--format", choices=["table", "json"], default="table")
+    i.set_defaults(func=cmd_inspect)
     return p
 
 
