@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageFile, PngImagePlugin
@@ -342,3 +343,83 @@ def test_pillow_global_limits_untouched():
 def test_no_torch_import():
     code = "import sys, fakescope.provenance; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], env=None).returncode == 0
+
+
+def test_predict_rows_carry_provenance_and_the_combined_verdict(tmp_path, tiny_model, capsys):
+    """predict (CLI and Python API) with metadata on: evidence per file, the rule applied,
+    prob_fake kept as the pixel score; --no-metadata scores pixels only."""
+    import csv as csvmod
+
+    from fakescope.cli import main
+    from fakescope.detector import Detector
+    from tests import provenance_files as pf
+
+    (tmp_path / "a1111.png").write_bytes(pf.a1111_png())
+    (tmp_path / "camera.jpg").write_bytes(pf.camera_jpeg())
+    (tmp_path / "plain.png").write_bytes(pf.encode(pf.pixels(), "PNG"))
+    det = Detector.load(str(tiny_model))
+    rows = {Path(r["path"]).name: r for r in det.predict_batch(sorted(tmp_path.iterdir()))}
+    assert rows["a1111.png"]["verdict_source"] == "metadata"
+    assert (
+        rows["a1111.png"]["label"] == "fake"
+        and "stable-diffusion" in rows["a1111.png"]["provenance"]
+    )
+    assert (
+        rows["camera.jpg"]["verdict_source"] == "pixels"
+        and "camera" in rows["camera.jpg"]["provenance"]
+    )
+    assert rows["plain.png"]["provenance"] == "" and rows["plain.png"]["verdict_source"] == "pixels"
+    pixels_only = Detector.load(str(tiny_model), metadata=False).predict(tmp_path / "a1111.png")
+    assert pixels_only["prob_fake"] == rows["a1111.png"]["prob_fake"]  # the pixel score, always
+    assert pixels_only["provenance"] == "" and pixels_only["verdict_source"] == "pixels"
+
+    out = tmp_path.parent / f"{tmp_path.name}-rows.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path),
+                "--model",
+                str(tiny_model),
+                "--format",
+                "csv",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    got = {Path(r["path"]).name: r for r in csvmod.DictReader(out.open())}
+    assert got["a1111.png"]["verdict_source"] == "metadata"
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "a1111.png"),
+                "--model",
+                str(tiny_model),
+                "--no-metadata",
+                "--format",
+                "jsonl",
+            ]
+        )
+        == 0
+    )
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["verdict_source"] == "pixels" and line["provenance"] == ""
+
+
+def test_hostile_corpus_through_predict_with_metadata(tmp_path, tiny_model):
+    from fakescope.detector import Detector
+    from tests.hostile import make_corpus
+
+    expected = make_corpus(tmp_path / "corpus")
+    det = Detector.load(str(tiny_model))
+    files = sorted(p for p in (tmp_path / "corpus").iterdir() if p.is_file())
+    rows = det.predict_batch(files)
+    assert len(rows) == len(files)
+    for p, r in zip(files, rows, strict=True):
+        if expected.get(p.name):
+            assert r["error"] == "" and r["verdict_source"] in ("pixels", "metadata"), p.name
+        elif p.name in expected:
+            assert r["error"] and r["provenance"] == "", p.name

@@ -133,7 +133,7 @@ def cmd_evaluate(args) -> int:
     from fakescope.evaluate import evaluate
     from fakescope.metrics import format_table
 
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, metadata=False)  # measure the pixels
     m = evaluate(
         det,
         args.data,
@@ -154,7 +154,7 @@ def cmd_predict(args) -> int:
     from fakescope.detector import Detector
     from fakescope.predict import run_predict
 
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, metadata=not args.no_metadata)
     try:
         with contextlib.ExitStack() as stack:
             out = sys.stdout
@@ -287,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table")
     r.add_argument("--output", help="write rows here instead of stdout")
     r.add_argument("--batch-size", type=int, default=256)
+    r.add_argument(
+        "--no-metadata",
+        action="store_true",
+        help="score pixels only: read no provenance evidence (C2PA, IPTC, generator text, EXIF)",
+    )
     r.set_defaults(func=cmd_predict)
 
     m = sub.add_parser("models", help="list shipped models (name first, default marked)")

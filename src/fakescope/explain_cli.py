@@ -262,7 +262,7 @@ def run_explain(args) -> int:
     if bool(args.paths) == bool(args.data):
         raise FakescopeError("explain takes image paths, or --data for a labelled data set")
     out = ensure_writable_dir(args.out)
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, metadata=False)
     if args.data:
         explain_dataset(det, args, out)
         print(f"written: {out / 'report.md'}, {out / 'index.html'}", file=sys.stderr)

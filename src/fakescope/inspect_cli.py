@@ -82,7 +82,7 @@ def write_reports(rows: Iterator[dict[str, Any]], fmt: str, out: IO[str]) -> tup
 def run_inspect(args) -> int:
     from fakescope.detector import Detector
 
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, metadata=False)
     n, errors = write_reports(inspect_rows(det, args.paths), args.format, sys.stdout)
     print(f"{n} inspected, {errors} not scored", file=sys.stderr)
     return 0 if errors == 0 else 1
