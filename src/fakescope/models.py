@@ -126,7 +126,9 @@ class EffNetLite(nn.Module):
         cin = 6 if rep == "rgb+npr" else 3
         net._conv_stem = nn.Conv2d(cin, stem.out_channels, 3, 1, 1, bias=False)
         self.rep, self.net = rep, net
-        self.fc = net._fc  # Classifier re-initialises this one
+        # One home for the head (Classifier re-initialises `fc`): the package's own `_fc` goes,
+        # so no tensor is registered twice (safetensors refuses shared tensors).
+        self.fc, net._fc = net._fc, nn.Identity()
 
     def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
         """Pretrained weights (torchvision-style names of the package's own model); the stem
