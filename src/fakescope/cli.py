@@ -7,7 +7,6 @@ where some files could not be scored exits 1; Ctrl-C exits 130 after the last ch
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import textwrap
 from pathlib import Path
@@ -149,22 +148,26 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from fakescope.detector import Detector
-    from fakescope.predict import run_predict
+    from fakescope.fileio import atomic_path
+    from fakescope.predict import Expansion, run_predict
 
     det = Detector.load(args.model, device=args.device)
-    try:
-        with contextlib.ExitStack() as stack:
-            out = sys.stdout
-            if args.output:
-                out = stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
-            scored, fake, errors = run_predict(
-                det, args.paths, args.format, out, args.batch_size, progress=_progress(args)
-            )
-    except OSError as e:
-        raise FakescopeError(f"cannot write {args.output}: {e.strerror or e}") from None
-    print(
-        f"{scored} scored ({fake} fake, {scored - fake} real), {errors} not scored", file=sys.stderr
-    )
+    stats = Expansion()
+
+    def run(out) -> tuple[int, int, int]:
+        return run_predict(
+            det, args.paths, args.format, out, args.batch_size, _progress(args), stats
+        )
+
+    if args.output:
+        # rows stream into a temporary file beside --output, which replaces it only when the
+        # run ends: an interrupted or failed run never leaves a half-written scores file
+        with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            scored, fake, errors = run(f)
+    else:
+        scored, fake, errors = run(sys.stdout)
+    summary = [f"{scored} scored ({fake} fake, {scored - fake} real)", f"{errors} not scored"]
+    print(", ".join(summary + stats.notes()), file=sys.stderr)
     return 0 if errors == 0 else 1
 
 
