@@ -77,7 +77,9 @@ def test_folder_walk_skips_non_images_but_not_broken_images(tiny_model, tmp_path
     assert code == 1
     assert rows["notes.txt"]["error"] and rows["broken.jpg"]["error"]  # named / looks like one
     assert "Thumbs.db" not in rows and "data.bin" not in rows and ".DS_Store" not in rows
-    assert "4 non-image files skipped" in err  # the walk skips notes.txt; naming it gave an error row
+    assert (
+        "4 non-image files skipped" in err
+    )  # the walk skips notes.txt; naming it gave an error row
 
 
 def test_sniffing_reads_headers_only():
