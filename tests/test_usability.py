@@ -120,3 +120,10 @@ def test_numeric_and_choice_options_are_validated(argv, option, message, capsys)
     err = capsys.readouterr().err
     assert exc.value.code == 2 and f"argument {option}" in err and message in err, err
     assert "Traceback" not in err
+
+
+def test_a_data_source_given_twice_is_used_once(tmp_path):
+    data = make_image_tree(tmp_path / "d", {"real": 3, "fake": 3})
+    once = load_images([data], use_cache=False, progress=False, workers=1)
+    twice = load_images([data, f"{data}/.", str(data)], use_cache=False, progress=False, workers=1)
+    assert len(twice) == len(once) == 6 and twice.names == once.names
