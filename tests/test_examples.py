@@ -16,14 +16,16 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 EXAMPLES = ROOT / "examples"
 
 
-def _install_command() -> str:
-    """The one line of the first ```bash block under '## Install and run'."""
-    section = README.split("## Install and run", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, "no ```bash block under '## Install and run'"
-    lines = [line for line in block.group(1).splitlines() if line.strip()]
-    assert len(lines) == 1, "the install-and-run command should be one line to paste"
-    return lines[0]
+def _install_commands() -> list[str]:
+    """The one-line ```bash blocks of the '## Install and run' section (CUDA pin first, then
+    the CPU-only variant)."""
+    section = README.split("## Install and run", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    assert blocks, "no ```bash block under '## Install and run'"
+    for block in blocks:
+        lines = [line for line in block.splitlines() if line.strip()]
+        assert len(lines) == 1, "an install-and-run command should be one line to paste"
+    return [block.strip() for block in blocks]
 
 
 def _predict_argv(command: str) -> list[str]:
@@ -34,7 +36,9 @@ def _predict_argv(command: str) -> list[str]:
 
 
 def test_readme_one_liner_scores_the_examples(monkeypatch, capsys):
-    argv = _predict_argv(_install_command())
+    commands = _install_commands()
+    argv = _predict_argv(commands[0])
+    assert all(_predict_argv(c) == argv for c in commands)  # every variant ends the same way
     monkeypatch.chdir(ROOT)  # a fresh clone: the command runs from the repository root
     assert main(argv) == 0
     out, err = capsys.readouterr()
