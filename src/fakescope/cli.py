@@ -170,19 +170,14 @@ def cmd_predict(args) -> int:
 
 
 def cmd_models(args) -> int:
-    import json
-
-    from fakescope.detector import CONFIG, DEFAULT_MODEL, WEIGHTS_DIR, available_models
+    from fakescope.detector import DEFAULT_MODEL, available_models, model_summary
 
     for name in available_models():
-        cfg = json.loads((WEIGHTS_DIR / name / CONFIG).read_text())
-        acc = cfg.get("metrics", {}).get("test", {}).get("accuracy")
-        parts = [name, f"arch={cfg['arch']}", f"input={cfg['input_size']}"]
-        if acc is not None:
-            parts.append(f"cifake_test_accuracy={acc:.4f}")
-        if name == DEFAULT_MODEL:
-            parts.append("(default)")
-        print("  ".join(parts))
+        info = model_summary(name)
+        mark = "  (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{mark}\n  {info['description']}")
+        for line in info["metrics"]:
+            print(f"  {line}")
     return 0
 
 

@@ -63,6 +63,37 @@ def available_models() -> list[str]:
     return sorted(names, key=lambda n: n != DEFAULT_MODEL)
 
 
+def model_summary(name: str | os.PathLike) -> dict[str, Any]:
+    """What `fakescope models` and the web API show of a model folder: a one-line description
+    (kind, architecture, input rule, threshold) and its measured headline metrics."""
+    path, _ = resolve_model_dir(name)
+    cfg = read_config(path)
+    if "route" in cfg:
+        parts = [
+            (f"max side <= {r['max_side']} px -> " if r.get("max_side") else "else -> ")
+            + r["model"]
+            for r in cfg["route"]
+        ]
+        return {"description": "routes by image size: " + "; ".join(parts), "metrics": []}
+    inp = cfg.get("input") or {"rule": "resize", "size": cfg.get("input_size")}
+    if inp["rule"] == "tiles":
+        rule = f"{inp['tile']}-px tiles at native scale (<= {inp['budget']}, {inp['aggregate']})"
+    else:
+        rule = f"whole image resized to {inp['size']}×{inp['size']}"
+    desc = f"{cfg.get('arch')}, {rule}, threshold {float(cfg.get('threshold', 0.5)):.4g}"
+    if cfg.get("uncertain"):
+        lo, hi = cfg["uncertain"]
+        desc += f", uncertain in [{lo:.3g}, {hi:.3g})"
+    lines = []
+    for key, m in (cfg.get("metrics") or {}).items():
+        if isinstance(m, dict) and m.get("roc_auc") is not None:
+            line = f"{key}: accuracy {m['accuracy']:.4f}, ROC-AUC {m['roc_auc']:.4f}"
+            if m.get("fpr") is not None:
+                line += f", false-positive rate {m['fpr']:.4f}"
+            lines.append(line + f" (n={m.get('n')})")
+    return {"description": desc, "metrics": lines}
+
+
 def save_model(run_dir: Path, model, config: dict[str, Any], half: bool = False) -> None:
     """Write weights (safetensors) then config.json carrying the weights' SHA-256."""
     from safetensors.torch import save_file
