@@ -1,4 +1,4 @@
-"""`fakescope` command line: train, evaluate, predict, models, tune, explain.
+"""`fakescope` command line: train, evaluate, predict, models, tune, explain, serve.
 
 User errors (bad paths, options, files) end in one `error:` line and exit status 2; a predict run
 where some files could not be scored exits 1; Ctrl-C exits 130 after the last checkpoint.
@@ -228,6 +228,22 @@ def cmd_explain(args) -> int:
     return run_explain(args)
 
 
+def cmd_serve(args) -> int:
+    from fakescope.serve.app import ServeSettings
+    from fakescope.serve.server import run_server
+
+    settings = ServeSettings(
+        model=args.model,
+        device=args.device,
+        max_body_mb=args.max_body_mb,
+        max_files=args.max_files,
+        batch_wait_ms=args.batch_wait_ms,
+    )
+    return run_server(
+        args.host, args.port, settings, args.workers, not args.no_access_log, args.quiet
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
 
@@ -314,6 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("serve", help="web page and REST API (needs the 'serve' extra)")
+    common(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    s.add_argument(
+        "--workers", type=int, default=1, help="server processes, each loads the model (default 1)"
+    )
+    s.add_argument("--max-body-mb", type=float, default=20.0, help="request body limit")
+    s.add_argument("--max-files", type=int, default=32, help="files per request")
+    s.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long the worker waits to fill a micro-batch (default 5)",
+    )
+    s.add_argument("--no-access-log", action="store_true", help="no line per request")
+    s.set_defaults(func=cmd_serve)
     return p
 
 
