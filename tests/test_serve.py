@@ -337,3 +337,32 @@ def test_server_process_serves_and_stops_on_sigterm():
     assert code in (0, -15), log  # uvicorn re-raises SIGTERM after its graceful shutdown
     assert "batch worker stopped after 1 images" in log and "Traceback" not in log, log
     assert json.dumps(health)  # the health answer was plain JSON
+
+
+# ---- the batch worker on its own -------------------------------------------------------------
+
+
+def test_batch_worker_isolates_a_failing_image_and_stops_cleanly():
+    from fakescope.serve.batching import BatchWorker, NamedBytes
+
+    calls = []
+
+    def predict_batch(images):
+        calls.append(len(images))
+        if any(bytes(i) == b"poison" for i in images):
+            raise RuntimeError("boom")
+        return [{"path": i.filename, "prob_fake": 0.5, "error": ""} for i in images]
+
+    worker = BatchWorker(predict_batch, max_batch=8, max_wait_s=0.2)
+    worker.start()
+    items = [NamedBytes(b"ok", f"{i}.png") for i in range(5)] + [NamedBytes(b"poison", "p.png")]
+    futures = worker.submit(items)
+    rows = [f.result(timeout=30) for f in futures]
+    assert [r["path"] for r in rows[:5]] == [f"{i}.png" for i in range(5)]
+    assert all(r["error"] == "" for r in rows[:5])
+    assert rows[5]["error"] == "internal error: boom" and rows[5]["prob_fake"] is None
+    assert calls[0] == 6 and worker.largest_batch == 6  # one micro-batch, then one by one
+    worker.stop()
+    assert not worker._thread.is_alive()
+    with pytest.raises(RuntimeError):
+        worker.submit(items[:1])

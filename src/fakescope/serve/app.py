@@ -347,11 +347,22 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal server error (logged on the server)")
 
 
+def configure_logging(level: str = "INFO") -> None:
+    """The server's own lines (model loaded, worker stopped) beside uvicorn's, on stderr."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     fakescope: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level.upper())
+
+
 def app_from_env() -> FastAPI:
     """Factory for uvicorn worker processes (`--workers N`): settings from $FAKESCOPE_SERVE;
     each process loads the model once in its lifespan."""
-    return create_app(settings=ServeSettings(**json.loads(os.environ.get(ENV, "{}"))))
+    config = json.loads(os.environ.get(ENV, "{}"))
+    configure_logging(config.pop("log_level", "info"))
+    return create_app(settings=ServeSettings(**config))
 
 
-def settings_env(settings: ServeSettings) -> str:
-    return json.dumps(asdict(settings))
+def settings_env(settings: ServeSettings, log_level: str) -> str:
+    return json.dumps({**asdict(settings), "log_level": log_level})

@@ -6,7 +6,6 @@ flight (up to `GRACE_S`), then the lifespan stops the batch worker.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -59,7 +58,7 @@ def run_server(
     """Serve until stopped; returns the exit status (130 after Ctrl-C)."""
     uvicorn = _require()
     from fakescope.detector import Detector
-    from fakescope.serve.app import ENV, create_app, settings_env
+    from fakescope.serve.app import ENV, configure_logging, create_app, settings_env
 
     if workers < 1:
         raise FakescopeError("--workers must be at least 1")
@@ -77,12 +76,7 @@ def run_server(
         file=sys.stderr,
         flush=True,
     )
-    logger = logging.getLogger("fakescope.serve")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     fakescope: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(log_level.upper())
+    configure_logging(log_level)
     common = dict(
         log_level=log_level,
         access_log=access_log,
@@ -99,7 +93,7 @@ def run_server(
             if port == 0:
                 raise FakescopeError("--port 0 needs --workers 1")
             del det
-            os.environ[ENV] = settings_env(settings)
+            os.environ[ENV] = settings_env(settings, log_level)
             uvicorn.run(
                 "fakescope.serve.app:app_from_env",
                 factory=True,
