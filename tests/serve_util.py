@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import re
 import signal
 import subprocess
@@ -28,12 +29,24 @@ class Server:
         return self.proc.wait(timeout)
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the thread that started it dies (a killed test or
+    benchmark leaves no server behind); start servers from the main thread."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def running_server(*args: str, env: dict | None = None, timeout: float = 120) -> Iterator[Server]:
     """`python -m fakescope serve --port 0 ARGS` on 127.0.0.1; yields once it listens."""
     cmd = [sys.executable, "-m", "fakescope", "serve", "--host", "127.0.0.1", "--port", "0"]
     proc = subprocess.Popen(
-        [*cmd, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        [*cmd, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     server = Server(proc)
     ready = threading.Event()
