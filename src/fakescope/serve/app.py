@@ -267,7 +267,11 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
             "unreadable image is a 422."
         ),
         openapi_extra=_upload_doc(multiple=False),
-        responses={200: {"content": {"image/png": {}}}, **_ERRORS},
+        responses={
+            200: {"content": {"image/png": {}}},
+            **_ERRORS,
+            501: {"description": "the `explain` extra (grad-cam) is not installed"},
+        },
     )
     async def explain(
         request: Request,
