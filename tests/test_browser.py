@@ -65,6 +65,8 @@ def test_page_end_to_end(tmp_path):
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 760})
+            page.set_default_timeout(90_000)  # generous: CI machines can be busy
+            sync_api.expect.set_options(timeout=90_000)
             requests, problems = [], []
             page.on("request", lambda r: requests.append(r.url))
             page.on("console", lambda m: m.type == "error" and problems.append(m.text))
@@ -76,14 +78,14 @@ def test_page_end_to_end(tmp_path):
             good = _samples()
             page.set_input_files("#chooser", files=[_file(*good[0])])
             card = page.locator(".card", has_text=good[0][0])
-            sync_api.expect(card).to_have_attribute("data-state", "done", timeout=30_000)
+            sync_api.expect(card).to_have_attribute("data-state", "done")
             verdict = card.locator(".verdict").inner_text()
             assert verdict.split(":")[0] in ("Real", "Fake", "Uncertain"), verdict
             assert card.locator(".prob").inner_text().startswith("prob_fake ")
             width = card.locator(".fill").evaluate("e => e.style.width")
             assert width.endswith("%") and 0 <= float(width[:-1]) <= 100
             heat = card.locator("img.heatmap.ready")
-            sync_api.expect(heat).to_be_visible(timeout=60_000)
+            sync_api.expect(heat).to_be_visible()
             assert heat.evaluate("img => img.naturalWidth") > 0
 
             # 2. the keyboard: focus the drop zone, Enter opens the chooser
@@ -93,15 +95,15 @@ def test_page_end_to_end(tmp_path):
                 page.keyboard.press("Enter")
             chooser.value.set_files([_file(*good[1])])
             card2 = page.locator(".card", has_text=good[1][0])
-            sync_api.expect(card2).to_have_attribute("data-state", "done", timeout=30_000)
-            sync_api.expect(card2.locator("img.heatmap.ready")).to_be_visible(timeout=60_000)
+            sync_api.expect(card2).to_have_attribute("data-state", "done")
+            sync_api.expect(card2.locator("img.heatmap.ready")).to_be_visible()
 
             # 3. a bad file gets its message
             page.set_input_files(
                 "#chooser", files=[_file("notes.jpg", invalid_files()["text.jpg"], "image/jpeg")]
             )
             bad = page.locator(".card", has_text="notes.jpg")
-            sync_api.expect(bad).to_have_attribute("data-state", "error", timeout=30_000)
+            sync_api.expect(bad).to_have_attribute("data-state", "error")
             sync_api.expect(bad.locator(".message")).to_contain_text(
                 "This file was rejected: not an image Pillow can read"
             )
