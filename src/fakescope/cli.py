@@ -1,4 +1,4 @@
-"""`fakescope` command line: train, evaluate, predict, models, tune, explain, inspect.
+"""`fakescope` command line: train, evaluate, predict, models, tune, explain, inspect, serve.
 
 User errors (bad paths, options, files) end in one `error:` line and exit status 2; a predict run
 where some files could not be scored exits 1; Ctrl-C exits 130 after the last checkpoint.
@@ -272,6 +272,22 @@ def _seed_arg(sp: argparse.ArgumentParser, default: int | None, what: str) -> No
     )
 
 
+def cmd_serve(args) -> int:
+    from fakescope.serve.app import ServeSettings
+    from fakescope.serve.server import run_server
+
+    settings = ServeSettings(
+        model=args.model,
+        device=args.device,
+        max_body_mb=args.max_body_mb,
+        max_files=args.max_files,
+        batch_wait_ms=args.batch_wait_ms,
+    )
+    return run_server(
+        args.host, args.port, settings, args.workers, not args.no_access_log, args.quiet
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
     from fakescope.config import PRESETS
@@ -521,6 +537,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="a readable report per image, or JSON (default: table)",
     )
     i.set_defaults(func=cmd_inspect)
+
+    s = _subcommand(
+        sub,
+        "serve",
+        "web page and REST API (needs the 'serve' extra)",
+        "fakescope serve",
+        "fakescope serve --host 0.0.0.0 --port 8080 --workers 2 --max-body-mb 10",
+        details="Open http://127.0.0.1:8000/ for the page; the API is under /api/v1 "
+        "(OpenAPI docs at /docs).",
+    )
+    common(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    s.add_argument(
+        "--port",
+        type=argtypes.non_negative_int,
+        default=8000,
+        help="port (default 8000; 0 picks a free port)",
+    )
+    s.add_argument(
+        "--workers",
+        type=argtypes.positive_int,
+        default=1,
+        help="server processes, each loads the model (default 1)",
+    )
+    s.add_argument(
+        "--max-body-mb",
+        type=argtypes.positive_float,
+        default=20.0,
+        help="request body limit in MB (default 20)",
+    )
+    s.add_argument(
+        "--max-files", type=argtypes.positive_int, default=32, help="files per request (default 32)"
+    )
+    s.add_argument(
+        "--batch-wait-ms",
+        type=argtypes.positive_float,
+        default=5.0,
+        help="how long the worker waits to fill a micro-batch (default 5)",
+    )
+    s.add_argument("--no-access-log", action="store_true", help="no line per request")
+    s.set_defaults(func=cmd_serve)
     return p
 
 

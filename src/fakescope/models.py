@@ -120,7 +120,7 @@ class EffNetLite(nn.Module):
         except ImportError:
             from fakescope.errors import missing_extra
 
-            raise missing_extra("efficientnet-lite-pytorch", "realworld") from None
+            raise missing_extra("efficientnet-lite-pytorch", "torch") from None
         net = EfficientNet.from_name(variant, num_classes=1)
         stem = net._conv_stem
         cin = 6 if rep == "rgb+npr" else 3
