@@ -178,7 +178,7 @@ def main() -> None:
     rows = list(csv.DictReader(text.splitlines()))
     keep = [r for r in rows if r["path"].split("::", 1)[1] not in leaked]
     clean = compute_metrics(
-        np.array([r["label"] == "fake" for r in keep], int),
+        np.array([r["true_label"] == "fake" for r in keep], int),
         np.array([float(r["prob_fake"]) for r in keep]),
     )
     metrics = {

@@ -141,7 +141,11 @@ def test_deletion_drops_on_a_planted_model(planted_detector):
     x, y = _planted(32, 5)
     drops = deletion_drops(det.score_arrays, x, y, cam_batch(det.model, x, y, 32))
     top, rand = drops["top"][y == 1].mean(), drops["random"][y == 1].mean()
-    assert top > 1.0 and top > 2 * rand, (top, rand)
+    cold = drops["cold"][y == 1].mean()
+    # Deleting the hottest 10% removes far more evidence than random CAM-shaped blobs or the
+    # coldest 10%. (An absolute bar, e.g. 1 logit, depended on where the 4×4 CAM's bilinear
+    # blob happens to cover the 8×8 patch, which varied with the CPU's kernels and threads.)
+    assert top > 2 * rand and top > 2 * cold and top > 0.5, (top, rand, cold)
 
 
 def test_explain_cli_images_and_dataset(planted_detector, tmp_path, capsys, monkeypatch):

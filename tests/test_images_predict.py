@@ -176,7 +176,10 @@ def test_predict_exit_status_output_file_and_globs(tiny_model, tmp_path, capsys)
     )
     assert code == 0 and out == "" and "3 scored" in err
     assert len(out_file.read_text().splitlines()) == 3
-    code, out, err = _predict([str(tmp_path / "nope.png"), "--model", str(tiny_model)], capsys)
+    code, out, err = _predict(
+        [str(tmp_path / "img0.png"), str(tmp_path / "nope.png"), "--model", str(tiny_model)],
+        capsys,
+    )
     assert code == 1 and "no such file" in out
     code, _, err = _predict([str(tmp_path), "--model", str(tmp_path / "nomodel")], capsys)
     assert code == 2 and err.startswith("error:") and "Traceback" not in err

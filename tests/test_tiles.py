@@ -117,3 +117,18 @@ def test_routing_by_image_size(tiled_model, tiny_model, tmp_path):
     rows = det.predict_batch([small, big, small])
     assert [r["model"] for r in rows] == [str(tiny_model), str(tiled_model), str(tiny_model)]
     assert rows[0]["prob_fake"] == Detector.load(str(tiny_model)).predict(small)["prob_fake"]
+
+
+def test_tiled_explanation_covers_the_whole_photo(tiled_model):
+    pytest.importorskip("pytorch_grad_cam")
+    det = Detector.load(str(tiled_model), device="cpu")
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (150, 230, 3), dtype=np.uint8)
+    ex = det.explain(photo)
+    assert ex.image.shape == (150, 230, 3) and ex.heatmap.shape == (150, 230)
+    assert ex.heatmap.min() >= 0 and ex.heatmap.max() == pytest.approx(1.0)
+    assert ex.label == det.predict(photo)["label"] and ex.model == str(tiled_model)
+    assert ex.overlay.size[0] / ex.overlay.size[1] == pytest.approx(230 / 150, rel=0.02)
+    big = rng.integers(0, 256, (1200, 1800, 3), dtype=np.uint8)
+    ex = det.explain(big)  # shown at most 1024 px wide, the heatmap with it
+    assert ex.image.shape[:2] == ex.heatmap.shape and max(ex.heatmap.shape) == 1024

@@ -118,7 +118,7 @@ def run_calibrate(
     if method != "auto" and method not in METHODS:
         raise FakescopeError(f"--method {method!r}: choose auto, {', '.join(METHODS)}")
     src, _ = resolve_model_dir(model)
-    det = Detector.load(model, device=device)
+    det = Detector.load(model, device=device, metadata=False)
     if det.routes:
         raise FakescopeError(
             f"{det.name} routes images between models: calibrate each member model instead"

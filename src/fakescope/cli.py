@@ -1,4 +1,5 @@
-"""`fakescope` command line: train, evaluate, predict, models, tune, explain.
+"""`fakescope` command line: train, evaluate, predict, models, tune, explain, inspect, serve,
+robustness, calibrate, audit.
 
 User errors (bad paths, options, files) end in one `error:` line and exit status 2; a predict run
 where some files could not be scored exits 1; Ctrl-C exits 130 after the last checkpoint.
@@ -7,21 +8,12 @@ where some files could not be scored exits 1; Ctrl-C exits 130 after the last ch
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
+import textwrap
 from pathlib import Path
 
+from fakescope import argtypes
 from fakescope.errors import FakescopeError
-
-
-def _subset(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return v
 
 
 def _progress(args) -> bool:
@@ -58,12 +50,15 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
     g.add_argument(
         "--subset",
-        type=_subset,
+        type=argtypes.subset,
         metavar="N",
-        help="stratified sample: a count (> 1) or a fraction (<= 1)",
+        help="stratified, seeded sample taken before decoding: a count (> 1) or a fraction (<= 1)",
     )
     g.add_argument(
-        "--cache-dir", help="decoded-image cache (default $FAKESCOPE_CACHE or ~/.cache/fakescope)"
+        "--cache-dir",
+        metavar="DIR",
+        help="decoded-image cache (default $FAKESCOPE_CACHE or ~/.cache/fakescope); an "
+        "unwritable one is skipped with a warning",
     )
     g.add_argument("--no-cache", action="store_true", help="decode again, write no cache")
 
@@ -133,7 +128,7 @@ def cmd_evaluate(args) -> int:
     from fakescope.evaluate import evaluate
     from fakescope.metrics import format_table
 
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, metadata=False)  # measure the pixels
     m = evaluate(
         det,
         args.data,
@@ -148,47 +143,47 @@ def cmd_evaluate(args) -> int:
     )
     print(format_table(m))
     if "deduplicated" in m:
-        d = m["deduplicated"]
-        print(f"left out {d['removed']} test files byte-identical to training files")
+        print(
+            f"left out {m['deduplicated']['removed']} test files byte-identical to training files"
+        )
     print(f"written: {Path(args.out) / 'metrics.json'}, predictions.csv, plots")
     return 0
 
 
 def cmd_predict(args) -> int:
     from fakescope.detector import Detector
-    from fakescope.predict import run_predict
+    from fakescope.fileio import atomic_path
+    from fakescope.predict import Expansion, run_predict
 
-    det = Detector.load(args.model, device=args.device)
-    try:
-        with contextlib.ExitStack() as stack:
-            out = sys.stdout
-            if args.output:
-                out = stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
-            scored, fake, errors = run_predict(
-                det, args.paths, args.format, out, args.batch_size, progress=_progress(args)
-            )
-    except OSError as e:
-        raise FakescopeError(f"cannot write {args.output}: {e.strerror or e}") from None
-    print(
-        f"{scored} scored ({fake} fake, {scored - fake} real), {errors} not scored", file=sys.stderr
-    )
+    det = Detector.load(args.model, device=args.device, metadata=not args.no_metadata)
+    stats = Expansion()
+
+    def run(out) -> tuple[int, int, int]:
+        return run_predict(
+            det, args.paths, args.format, out, args.batch_size, _progress(args), stats
+        )
+
+    if args.output:
+        # rows stream into a temporary file beside --output, which replaces it only when the
+        # run ends: an interrupted or failed run never leaves a half-written scores file
+        with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            scored, fake, errors = run(f)
+    else:
+        scored, fake, errors = run(sys.stdout)
+    summary = [f"{scored} scored ({fake} fake, {scored - fake} real)", f"{errors} not scored"]
+    print(", ".join(summary + stats.notes()), file=sys.stderr)
     return 0 if errors == 0 else 1
 
 
 def cmd_models(args) -> int:
-    import json
-
-    from fakescope.detector import CONFIG, DEFAULT_MODEL, WEIGHTS_DIR, available_models
+    from fakescope.detector import DEFAULT_MODEL, available_models, model_summary
 
     for name in available_models():
-        cfg = json.loads((WEIGHTS_DIR / name / CONFIG).read_text())
-        acc = cfg.get("metrics", {}).get("test", {}).get("accuracy")
-        parts = [name, f"arch={cfg['arch']}", f"input={cfg['input_size']}"]
-        if acc is not None:
-            parts.append(f"cifake_test_accuracy={acc:.4f}")
-        if name == DEFAULT_MODEL:
-            parts.append("(default)")
-        print("  ".join(parts))
+        info = model_summary(name)
+        mark = "  (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{mark}\n  {info['description']}")
+        for line in info["metrics"]:
+            print(f"  {line}")
     return 0
 
 
@@ -230,11 +225,80 @@ def cmd_explain(args) -> int:
     return run_explain(args)
 
 
+def cmd_inspect(args) -> int:
+    from fakescope.inspect_cli import run_inspect
+
+    return run_inspect(args)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one `error:` line like every other user error (the usage
+    block is one `--help` away). Subparsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _examples(*lines: str) -> str:
+    """An epilog of example command lines (shown at the end of a subcommand's --help)."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _subcommand(
+    sub, name: str, help: str, *examples: str, details: str = ""
+) -> argparse.ArgumentParser:
+    """A subparser whose --help ends with examples, kept as written (RawDescription)."""
+    description = " ".join(x for x in (help[0].upper() + help[1:] + ".", details) if x)
+    return sub.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(description, 79),
+        epilog=_examples(*examples) if examples else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _device_arg(sp: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    sp.add_argument(
+        "--device",
+        type=argtypes.device,
+        default=default,
+        metavar="{" + ",".join(argtypes.DEVICES) + "}",
+        help="where the model runs: auto (a CUDA GPU when there is one, else the CPU), cpu, "
+        "cuda or cuda:N" + (" (default: auto)" if default else ""),
+    )
+
+
+def _seed_arg(sp: argparse.ArgumentParser, default: int | None, what: str) -> None:
+    sp.add_argument(
+        "--seed",
+        type=argtypes.non_negative_int,
+        default=default,
+        help=f"random seed for {what}" + (f" (default: {default})" if default is not None else ""),
+    )
+
+
+def cmd_serve(args) -> int:
+    from fakescope.serve.app import ServeSettings
+    from fakescope.serve.server import run_server
+
+    settings = ServeSettings(
+        model=args.model,
+        device=args.device,
+        max_body_mb=args.max_body_mb,
+        max_files=args.max_files,
+        batch_wait_ms=args.batch_wait_ms,
+    )
+    return run_server(
+        args.host, args.port, settings, args.workers, not args.no_access_log, args.quiet
+    )
+
+
 def cmd_robustness(args) -> int:
     from fakescope.detector import Detector
     from fakescope.robustness import format_results, run_robustness
 
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, metadata=False)  # measure the pixels
     rep = run_robustness(
         det,
         args.data,
@@ -311,23 +375,48 @@ def cmd_audit(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
+    from fakescope.config import PRESETS
+    from fakescope.detector import available_models
+    from fakescope.explain import METHOD_NAMES
+    from fakescope.models import ARCHS
+    from fakescope.predict import FORMATS
+    from fakescope.tune import BATCH_SIZES, LR_RANGE, OPTIMIZERS
 
-    p = argparse.ArgumentParser(prog="fakescope", description="Detect AI-generated images.")
+    p = _Parser(
+        prog="fakescope",
+        description="Detect AI-generated images.",
+        epilog="'fakescope COMMAND --help' shows a command's options and examples.\n"
+        + _examples("fakescope predict examples/cifake-fake.jpg photos/"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"fakescope {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="the command to run:"
+    )
+    shipped = ", ".join(available_models()) or "none"
+    presets = ", ".join(PRESETS)
 
     def common(sp, model=True):
-        sp.add_argument("--device", default="auto", help="auto, cpu or cuda")
+        _device_arg(sp)
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
         if model:
             sp.add_argument(
                 "--model",
-                help="shipped model name or run folder (default: the shipped CIFAKE model)",
+                help=f"shipped model name ({shipped}) or run folder (default: the shipped "
+                "CIFAKE model)",
             )
 
-    t = sub.add_parser("train", help="train a detector into a run folder")
+    t = _subcommand(
+        sub,
+        "train",
+        "train a detector into a run folder",
+        "fakescope train --data archive.zip --out runs/mine",
+        "fakescope train --preset reference --data cifake-train.tar.xz --subset 1000 "
+        "--epochs 1 --out /tmp/run",
+        "fakescope train --resume runs/mine",
+    )
     _add_data_args(t, required=False)
-    t.add_argument("--out", help="run folder")
+    t.add_argument("--out", metavar="RUN_DIR", help="run folder to create (parents included)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     t.add_argument(
         "--test-data",
@@ -335,125 +424,343 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="test set scored at the end (official protocol)",
     )
-    t.add_argument("--preset", help="reference, fast or cpu (default: fast on a GPU, else cpu)")
-    t.add_argument("--config", help="JSON config file (e.g. tune's best_config.json)")
-    t.add_argument("--arch")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--optimizer", choices=["adam", "sgd"])
-    t.add_argument("--patience", type=int, help="early-stopping patience (0 = off)")
-    t.add_argument("--protocol", choices=["official", "reference"])
-    t.add_argument("--amp", choices=["auto", "bf16", "off"])
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", help="auto, cpu or cuda")
+    t.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help=f"training recipe: {presets} (default: fast on a GPU, else cpu)",
+    )
+    t.add_argument(
+        "--config", metavar="FILE", help="JSON config file (e.g. tune's best_config.json)"
+    )
+    t.add_argument("--arch", choices=list(ARCHS), help="network (default: the preset's)")
+    t.add_argument("--epochs", type=argtypes.positive_int, help="maximum number of epochs")
+    t.add_argument("--batch-size", type=argtypes.positive_int, help="images per training step")
+    t.add_argument("--lr", type=argtypes.positive_float, help="(peak) learning rate")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], help="adam, or sgd with Nesterov")
+    t.add_argument(
+        "--patience",
+        type=argtypes.non_negative_int,
+        help="early stopping after this many epochs without a better validation loss (0 = off)",
+    )
+    t.add_argument(
+        "--protocol",
+        choices=["official", "reference"],
+        help="official: hold out 20%% of the training data for validation, test on --test-data; "
+        "reference: pool everything, 80/20 train/test, then 80/20 train/validation",
+    )
+    t.add_argument(
+        "--amp", choices=["auto", "bf16", "off"], help="bf16 mixed precision (auto: on CUDA only)"
+    )
+    _seed_arg(t, None, "subsets, splits, initialisation and augmentation (default: 0)")
+    _device_arg(t, default=None)
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="metrics, per-image scores and plots on labelled data")
+    e = _subcommand(
+        sub,
+        "evaluate",
+        "metrics, per-image scores and plots on labelled data",
+        "fakescope evaluate --data archive.zip --out eval/shipped",
+        "fakescope evaluate --data cifake-test.tar.xz --subset 1000 --model runs/mine "
+        "--out eval/mine",
+    )
     _add_data_args(e)
     common(e)
-    e.add_argument("--out", required=True, help="output folder")
-    e.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
+    e.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder (created): metrics.json, predictions.csv, plots",
+    )
+    e.add_argument(
+        "--threshold",
+        type=argtypes.probability,
+        help="decision threshold on prob_fake, 0-1 (default: the model's)",
+    )
     e.add_argument(
         "--dedupe-against",
         nargs="+",
         metavar="TRAIN",
-        help="training data: leave out test files byte-identical to its files (leakage)",
+        help="training data: leave test files byte-identical to its files (leaked into "
+        "training) out of the metrics; they are marked in predictions.csv",
     )
-    e.add_argument("--seed", type=int, default=0)
+    _seed_arg(e, 0, "--subset")
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("predict", help="score images: files, folders, globs")
-    r.add_argument("paths", nargs="+", metavar="PATH")
+    r = _subcommand(
+        sub,
+        "predict",
+        "score images: files, folders, globs, http(s) URLs",
+        "fakescope predict examples/cifake-fake.jpg",
+        "fakescope predict photos/ 'shots/*.png' --format csv --output results/scores.csv",
+    )
+    r.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders (walked recursively; non-image files skipped), glob "
+        "patterns, or http(s):// URLs; each image is scored once",
+    )
     common(r)
-    r.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table")
-    r.add_argument("--output", help="write rows here instead of stdout")
-    r.add_argument("--batch-size", type=int, default=256)
+    r.add_argument(
+        "--format", choices=list(FORMATS), default="table", help="output format (default: table)"
+    )
+    r.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write rows to FILE (parent folders created; replaced when the run ends) instead "
+        "of stdout",
+    )
+    r.add_argument(
+        "--batch-size",
+        type=argtypes.positive_int,
+        default=256,
+        help="images decoded and scored together (default: 256)",
+    )
+    r.add_argument(
+        "--no-metadata",
+        action="store_true",
+        help="score pixels only: read no provenance evidence (C2PA, IPTC, generator text, EXIF)",
+    )
     r.set_defaults(func=cmd_predict)
 
-    m = sub.add_parser("models", help="list shipped models (name first, default marked)")
+    m = _subcommand(
+        sub, "models", "list shipped models (name first, default marked)", "fakescope models"
+    )
     m.set_defaults(func=cmd_models)
 
-    u = sub.add_parser("tune", help="search learning rate and batch size with Optuna")
+    lo, hi = LR_RANGE
+    u = _subcommand(
+        sub,
+        "tune",
+        f"search learning rate ({lo:g} to {hi:g}, log scale), batch size "
+        f"({', '.join(map(str, BATCH_SIZES))}) and optimizer ({', '.join(OPTIMIZERS)}) with "
+        "Optuna",
+        "fakescope tune --data cifake-train.tar.xz --subset 5000 --trials 20 --epochs 3 "
+        "--out /tmp/tune",
+        "fakescope train --config /tmp/tune/best_config.json --data cifake-train.tar.xz "
+        "--out runs/tuned",
+        details="Each trial trains --epochs epochs on the training part of --data and is "
+        "scored by its lowest validation loss; trials that fall behind the median are pruned. "
+        "best_config.json is a training config for train --config.",
+    )
     _add_data_args(u)
     common(u, model=False)
-    u.add_argument("--out", required=True)
-    u.add_argument("--trials", type=int, default=20)
-    u.add_argument("--epochs", type=int, default=3, help="epochs per trial")
-    u.add_argument("--preset", default="reference", help="recipe whose lr/batch are searched")
-    u.add_argument("--seed", type=int, default=0)
+    u.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder (created): trials.csv, best_config.json",
+    )
+    u.add_argument(
+        "--trials", type=argtypes.positive_int, default=20, help="trials to run (default: 20)"
+    )
+    u.add_argument(
+        "--epochs", type=argtypes.positive_int, default=3, help="epochs per trial (default: 3)"
+    )
+    u.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="reference",
+        help=f"recipe the trials start from ({presets}; default: reference); its learning "
+        "rate, batch size and optimizer are replaced by the searched ones",
+    )
+    _seed_arg(u, 0, "the sampler, subsets and training")
     u.set_defaults(func=cmd_tune)
 
-    x = sub.add_parser("explain", help="Grad-CAM heatmaps: why an image was called fake")
-    x.add_argument("paths", nargs="*", metavar="PATH")
+    x = _subcommand(
+        sub,
+        "explain",
+        "Grad-CAM heatmaps: why an image was called fake",
+        "fakescope explain photo.jpg more/ --out why/ --method gradcam++",
+        "fakescope explain --data cifake-test.tar.xz --subset 2000 --out why-set/",
+    )
+    x.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="images to explain (files, folders, globs, http(s) URLs); or give --data instead",
+    )
     _add_data_args(x, required=False)
     common(x)
-    x.add_argument("--out", required=True)
-    x.add_argument("--method", default="gradcam", help="gradcam, gradcam++, ...")
-    x.add_argument("--per-class", type=int, default=8, help="data-set view: images per gallery")
+    x.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder (created): panels and index.html (+ report.md for --data)",
+    )
+    x.add_argument(
+        "--method",
+        choices=list(METHOD_NAMES),
+        default="gradcam",
+        help="CAM method (default: gradcam)",
+    )
+    x.add_argument(
+        "--per-class",
+        type=argtypes.non_negative_int,
+        default=8,
+        help="data-set view: images per gallery (default: 8)",
+    )
     x.add_argument(
         "--deletion-sample",
-        type=int,
+        type=argtypes.non_negative_int,
         default=2000,
-        help="data-set view: images in the deletion check (random; 0 = all). It scores each "
-        "image 4 times, more than the heatmaps cost",
+        help="data-set view: images in the deletion check (random; 0 = all; default: 2000). It "
+        "scores each image 4 times, more than the heatmaps cost",
     )
-    x.add_argument("--seed", type=int, default=0)
+    _seed_arg(x, 0, "--subset and the gallery picks")
     x.set_defaults(func=cmd_explain)
 
-    rb = sub.add_parser("robustness", help="metrics under JPEG, resizing, blur, noise, crops ...")
+    i = _subcommand(
+        sub,
+        "inspect",
+        "provenance evidence (C2PA, IPTC, generator metadata) + pixel score, per image",
+        "fakescope inspect photo.jpg generated.png",
+        "fakescope inspect downloads/*.png --format json",
+        details="Reads metadata without decoding pixels, scores the pixels with the model, "
+        "and shows the verdict the two give together (see README: Provenance evidence).",
+    )
+    i.add_argument("paths", nargs="+", metavar="PATH", help="image files to inspect")
+    common(i)
+    i.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="a readable report per image, or JSON (default: table)",
+    )
+    i.set_defaults(func=cmd_inspect)
+
+    s = _subcommand(
+        sub,
+        "serve",
+        "web page and REST API (needs the 'serve' extra)",
+        "fakescope serve",
+        "fakescope serve --host 0.0.0.0 --port 8080 --workers 2 --max-body-mb 10",
+        details="Open http://127.0.0.1:8000/ for the page; the API is under /api/v1 "
+        "(OpenAPI docs at /docs).",
+    )
+    common(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    s.add_argument(
+        "--port",
+        type=argtypes.non_negative_int,
+        default=8000,
+        help="port (default 8000; 0 picks a free port)",
+    )
+    s.add_argument(
+        "--workers",
+        type=argtypes.positive_int,
+        default=1,
+        help="server processes, each loads the model (default 1)",
+    )
+    s.add_argument(
+        "--max-body-mb",
+        type=argtypes.positive_float,
+        default=20.0,
+        help="request body limit in MB (default 20)",
+    )
+    s.add_argument(
+        "--max-files", type=argtypes.positive_int, default=32, help="files per request (default 32)"
+    )
+    s.add_argument(
+        "--batch-wait-ms",
+        type=argtypes.positive_float,
+        default=5.0,
+        help="how long the worker waits to fill a micro-batch (default 5)",
+    )
+    s.add_argument("--no-access-log", action="store_true", help="no line per request")
+    s.set_defaults(func=cmd_serve)
+
+    rb = _subcommand(
+        sub,
+        "robustness",
+        "metrics under JPEG, WebP, resizing, blur, noise, crops, colour jitter, flips",
+        "fakescope robustness --data cifake-test.tar.xz --subset 2000 --out robustness/",
+        "fakescope robustness --data photos/ --perturbations jpeg,web,hard --out rb/",
+        details="Every image of both classes is scored as its file and after each "
+        "perturbation (made in memory, scored through the same Detector path); per "
+        "perturbation: accuracy, ROC-AUC, false-positive rate on reals, detection rate on "
+        "fakes, verdict flips. Writes robustness.json, report.md, robustness_<family>.png.",
+    )
     _add_data_args(rb)
     common(rb)
-    rb.add_argument("--out", required=True, help="output folder")
+    rb.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     rb.add_argument(
         "--perturbations",
         metavar="A,B,...",
-        help="perturbation or family names (default: the whole grid; see fakescope.perturb)",
+        help="perturbation or family names, comma-separated (default: the whole grid: "
+        "jpeg, webp, downup, down, blur, noise, crop, jitter, hflip, web, hard)",
     )
-    rb.add_argument("--seed", type=int, default=0, help="subset and random perturbations")
-    rb.add_argument("--batch-size", type=int, default=64, help="variants scored at once")
+    _seed_arg(rb, 0, "--subset and the random perturbations (noise, jitter)")
+    rb.add_argument(
+        "--batch-size",
+        type=argtypes.positive_int,
+        default=64,
+        help="perturbed images scored together, about as many held in memory (default: 64; "
+        "lower it for large photos)",
+    )
     rb.set_defaults(func=cmd_robustness)
 
-    c = sub.add_parser("calibrate", help="fit calibration and threshold; write a calibrated copy")
+    c = _subcommand(
+        sub,
+        "calibrate",
+        "fit calibration and a threshold on held-out data; write a calibrated model copy",
+        "fakescope calibrate --data runs/mine/heldout --model runs/mine --out runs/mine-cal",
+        "fakescope calibrate --data val/ --target-fpr 0.01 --uncertain-band 0.1 --out cal/",
+        details="prob_fake becomes a calibrated probability (temperature, Platt or isotonic; "
+        "auto picks by cross-validated NLL); the threshold is the smallest whose false-positive "
+        "rate on the real images is at most --target-fpr. The copy (weights untouched) works "
+        "with every command's --model. See README: Scores you can trust.",
+    )
     _add_data_args(c)
     common(c)
-    c.add_argument("--out", required=True, help="folder for the calibrated model copy")
+    c.add_argument("--out", required=True, metavar="DIR", help="folder for the calibrated copy")
     c.add_argument(
         "--target-fpr",
-        type=float,
+        type=argtypes.probability,
         default=0.05,
-        help="false-positive rate on the real images the threshold is chosen for (default 0.05)",
+        help="false-positive rate on real images the threshold is chosen for (default: 0.05)",
     )
     c.add_argument(
         "--uncertain-band",
-        type=float,
+        type=argtypes.probability,
         metavar="W",
-        help="label prob_fake within W/2 of the threshold 'uncertain' (e.g. 0.2)",
+        help="label prob_fake within W/2 of the threshold 'uncertain' (e.g. 0.1; default: none)",
     )
     c.add_argument(
         "--method",
         default="auto",
         choices=["auto", "temperature", "platt", "isotonic"],
-        help="auto: lowest 5-fold cross-validated NLL on the data",
+        help="auto: the lowest 5-fold cross-validated NLL on the data (default: auto)",
     )
-    c.add_argument("--seed", type=int, default=0)
+    _seed_arg(c, 0, "--subset and the cross-validation folds")
     c.set_defaults(func=cmd_calibrate)
 
-    a = sub.add_parser("audit", help="duplicates, train/test leakage and shortcut cues in data")
+    a = _subcommand(
+        sub,
+        "audit",
+        "duplicates, train/test leakage and shortcut cues in a labelled data set",
+        "fakescope audit --data cifake-train.tar.xz cifake-test.tar.xz --out audit/",
+        "fakescope audit --data archive.zip --exact-only",
+        details="Exact duplicates (SHA-256) within and across splits and classes, "
+        "near-duplicates (perceptual hash), and cues that separate the classes on their own "
+        "(size, format, JPEG quality, file size, EXIF, colour), each with its AUC.",
+    )
     _add_data_args(a)
-    a.add_argument("--out", help="folder for report.md and audit.json")
+    a.add_argument("--out", metavar="DIR", help="folder for report.md and audit.json")
     a.add_argument(
         "--near-distance",
-        type=int,
+        type=argtypes.non_negative_int,
         default=4,
-        help="pHash Hamming distance (of 64 bits) that counts as a near-duplicate (default 4)",
+        help="pHash Hamming distance (of 64 bits) that counts as a near-duplicate (default: 4)",
     )
     a.add_argument(
         "--exact-only", action="store_true", help="byte duplicates only: hash, do not decode"
     )
-    a.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
-    a.add_argument("--seed", type=int, default=0, help="for --subset")
+    a.add_argument(
+        "--workers", type=argtypes.positive_int, help="decoding processes (default: all cores)"
+    )
+    _seed_arg(a, 0, "--subset")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     a.set_defaults(func=cmd_audit)
     return p

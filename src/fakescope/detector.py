@@ -15,6 +15,11 @@ A *routing* folder (`route` in its config) holds no network: it names other mode
 image sizes each one takes (e.g. thumbnails to the CIFAKE model, photos to the native-resolution
 model). Every row names the model that scored it.
 
+With `metadata` on (the default), each row also carries the provenance evidence the file itself
+holds (C2PA, IPTC, generator text chunks, EXIF; `fakescope.provenance`) and `verdict_source`:
+`metadata` when that evidence decides the verdict under the one documented rule, else `pixels`.
+`prob_fake` is always the pixel score.
+
 This module imports no torch: scoring through another backend needs none.
 """
 
@@ -41,7 +46,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "cifake-resnet10s"
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 FORMAT = "fakescope-model/1"
-ROW_FIELDS = ("path", "prob_fake", "label", "model", "error")
+ROW_FIELDS = ("path", "prob_fake", "label", "model", "provenance", "verdict_source", "error")
 
 
 def sha256_file(path: Path) -> str:
@@ -56,6 +61,37 @@ def available_models() -> list[str]:
     """Shipped model names, the default first."""
     names = sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / CONFIG).is_file())
     return sorted(names, key=lambda n: n != DEFAULT_MODEL)
+
+
+def model_summary(name: str | os.PathLike) -> dict[str, Any]:
+    """What `fakescope models` and the web API show of a model folder: a one-line description
+    (kind, architecture, input rule, threshold) and its measured headline metrics."""
+    path, _ = resolve_model_dir(name)
+    cfg = read_config(path)
+    if "route" in cfg:
+        parts = [
+            (f"max side <= {r['max_side']} px -> " if r.get("max_side") else "else -> ")
+            + r["model"]
+            for r in cfg["route"]
+        ]
+        return {"description": "routes by image size: " + "; ".join(parts), "metrics": []}
+    inp = cfg.get("input") or {"rule": "resize", "size": cfg.get("input_size")}
+    if inp["rule"] == "tiles":
+        rule = f"{inp['tile']}-px tiles at native scale (<= {inp['budget']}, {inp['aggregate']})"
+    else:
+        rule = f"whole image resized to {inp['size']}×{inp['size']}"
+    desc = f"{cfg.get('arch')}, {rule}, threshold {float(cfg.get('threshold', 0.5)):.4g}"
+    if cfg.get("uncertain"):
+        lo, hi = cfg["uncertain"]
+        desc += f", uncertain in [{lo:.3g}, {hi:.3g})"
+    lines = []
+    for key, m in (cfg.get("metrics") or {}).items():
+        if isinstance(m, dict) and m.get("roc_auc") is not None:
+            line = f"{key}: accuracy {m['accuracy']:.4f}, ROC-AUC {m['roc_auc']:.4f}"
+            if m.get("fpr") is not None:
+                line += f", false-positive rate {m['fpr']:.4f}"
+            lines.append(line + f" (n={m.get('n')})")
+    return {"description": desc, "metrics": lines}
 
 
 def save_model(run_dir: Path, model, config: dict[str, Any], half: bool = False) -> None:
@@ -181,8 +217,10 @@ class Detector:
         *,
         runner=None,
         routes: list[tuple[int | None, Detector]] | None = None,
+        metadata: bool = True,
     ):
         self.config = config or {}
+        self.metadata = metadata
         self.name = name
         self.routes = routes
         if runner is None and model is not None:
@@ -216,10 +254,14 @@ class Detector:
 
     @classmethod
     def load(
-        cls, model: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto"
+        cls,
+        model: str | os.PathLike | None = None,
+        device: str = "auto",
+        backend: str = "auto",
+        metadata: bool = True,
     ) -> Detector:
         """A shipped model by name (default: `DEFAULT_MODEL`), a run folder, or a routing
-        folder."""
+        folder. `metadata=False` scores pixels only (no provenance evidence is read)."""
         path, shipped = resolve_model_dir(model)
         config = read_config(path)
         name = path.name if shipped else str(path)
@@ -230,11 +272,11 @@ class Detector:
                 routes.append((r.get("max_side"), member))
             if not routes or routes[-1][0] is not None:
                 raise FakescopeError(f"{path / CONFIG}: the last route must take every size")
-            return cls(config=config, name=name, routes=routes)
+            return cls(config=config, name=name, routes=routes, metadata=metadata)
         if backend not in ("auto", "torch"):
             raise FakescopeError(f"unknown backend {backend!r} (auto or torch)")
         runner = _load_torch_runner(path, config, shipped, device)
-        return cls(config=config, name=name, runner=runner)
+        return cls(config=config, name=name, runner=runner, metadata=metadata)
 
     def __repr__(self) -> str:
         if self.routes:
@@ -287,11 +329,17 @@ class Detector:
         img = open_image(image)
         return self.member_for(img.size).arrays(img)
 
-    def _prepare(self, image: ImageSource) -> tuple[Detector, np.ndarray] | str:
+    def _prepare(self, image: ImageSource) -> tuple[Detector, np.ndarray, Any] | str:
         try:
             img = open_image(image)
             member = self.member_for(img.size)
-            return member, member.arrays(img)
+            arrays = member.arrays(img)
+            evidence = None
+            if self.metadata and not isinstance(image, np.ndarray):
+                from fakescope.provenance import read_evidence
+
+                evidence = read_evidence(image)
+            return member, arrays, evidence
         except ImageError as e:
             return str(e)
         except OSError as e:
@@ -328,8 +376,9 @@ class Detector:
 
     def _iter_scored(
         self, images: Iterable[ImageSource], batch_size: int | None, workers: int | None
-    ) -> Iterator[tuple[ImageSource, Detector | None, float | None, str]]:
-        """(image, model, raw logit, "") or (image, None, None, error), in input order.
+    ) -> Iterator[tuple[ImageSource, Detector | None, float | None, str, Any]]:
+        """(image, model, raw logit, "", evidence) or (image, None, None, error, None), in input
+        order.
 
         Images are decoded in threads with a bounded look-ahead (each keeps only its model
         input, never the decoded photo), then scored in network batches of about `batch_size`
@@ -337,7 +386,7 @@ class Detector:
         workers = workers or min(4, os.cpu_count() or 1)
         batch_size = batch_size or 256
         lookahead = 2 * workers + (batch_size if self.rule == "resize" else 8)
-        ready: list[tuple[ImageSource, tuple[Detector, np.ndarray] | str]] = []
+        ready: list[tuple[ImageSource, tuple[Detector, np.ndarray, Any] | str]] = []
         n_arrays = 0
         with ThreadPoolExecutor(max_workers=workers) as pool:
             pending: deque = deque()
@@ -360,7 +409,7 @@ class Detector:
             if ready:
                 yield from self._score_ready(ready)
 
-    def _score_ready(self, ready) -> Iterator[tuple[ImageSource, Detector | None, float, str]]:
+    def _score_ready(self, ready) -> Iterator[tuple[ImageSource, Detector | None, float, str, Any]]:
         """Score prepared images: one network pass per model over all their arrays."""
         groups: dict[int, list[int]] = {}
         for i, (_, item) in enumerate(ready):
@@ -376,20 +425,27 @@ class Detector:
                 logits[i] = member.image_logit(z[end - len(x) : end])
         for i, (img, item) in enumerate(ready):
             if isinstance(item, str):
-                yield img, None, None, item
+                yield img, None, None, item, None
             else:
-                yield img, item[0], logits[i], ""
+                yield img, item[0], logits[i], "", item[2]
 
     def row(self, path: str, logit: float | None, error: str = "") -> dict[str, Any]:
         """A result row from this (single) model's raw logit."""
         if logit is None:
-            return {"path": path, "prob_fake": None, "label": None, "model": "", "error": error}
+            return dict.fromkeys(ROW_FIELDS, "") | {
+                "path": path,
+                "prob_fake": None,
+                "label": None,
+                "error": error,
+            }
         prob = float(apply_calibration(np.array([logit]), self.calibration)[0])
         return {
             "path": path,
             "prob_fake": round(prob, 6),
             "label": verdict(prob, self.threshold, self.uncertain),
             "model": self.name,
+            "provenance": "",
+            "verdict_source": "pixels",
             "error": "",
         }
 
@@ -401,9 +457,13 @@ class Detector:
     ) -> Iterator[dict[str, Any]]:
         """Stream rows (`ROW_FIELDS`) for any number of images, in order; an unreadable image
         yields a row with `error` set."""
-        for img, member, logit, error in self._iter_scored(images, batch_size, workers):
+        for img, member, logit, error, evidence in self._iter_scored(images, batch_size, workers):
             if member is None:
                 yield self.row(_name_of(img), None, error)
+            elif evidence is not None:
+                from fakescope.provenance import combine
+
+                yield combine(member.row(_name_of(img), logit), evidence)
             else:
                 yield member.row(_name_of(img), logit)
 
@@ -412,7 +472,7 @@ class Detector:
     ) -> Iterator[tuple[float | None, str]]:
         """(raw logit before calibration, "") or (None, error) per image, in order; for fitting
         calibration and for measurements that need the model's own score."""
-        for _, _, logit, error in self._iter_scored(images, batch_size, None):
+        for _, _, logit, error, _ in self._iter_scored(images, batch_size, None):
             yield logit, error
 
     def predict(self, image: ImageSource) -> dict[str, Any]:

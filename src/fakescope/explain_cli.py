@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
@@ -26,8 +27,9 @@ from fakescope.data import FAKE, REAL, describe, load_images
 from fakescope.detector import Detector
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.explain import cam_batch, deletion_drops, overlay, panel
+from fakescope.fetch import Downloads, is_url
 from fakescope.fileio import atomic_path, ensure_writable_dir, write_text
-from fakescope.predict import Missing, expand_paths
+from fakescope.inputs import Expansion, Missing, expand_paths, nothing_to_score
 
 CATEGORIES = {
     "true_positive": "fake called fake",
@@ -136,22 +138,39 @@ def _index_html(title: str, sections: list[tuple[str, list[tuple[str, str]]]]) -
 
 
 def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> int:
-    """One panel per image, plus index.html; returns the number of images that failed."""
-    items, failed = [], 0
-    for i, path in enumerate(expand_paths(paths)):
-        try:
-            if isinstance(path, Missing):
-                raise ImageError("no such file")
-            ex = det.explain(path, method)
-        except (ImageError, OSError) as e:
-            failed += 1
-            print(f"{path}: {e}", file=sys.stderr)
-            items.append(("", f"{path}: {e}"))
-            continue
-        name = f"{i:05d}_{Path(path).stem[:60]}.png"
-        _save_png(ex.panel(), out / name)
-        items.append((name, f"{path} — {ex.label} ({ex.prob_fake:.3f})"))
-        print(f"{ex.prob_fake:.4f}  {ex.label:<5}  {path} -> {out / name}")
+    """One panel per image, plus index.html; returns the number of images that failed.
+    Raises FakescopeError when the paths give no image at all."""
+    items, failed, found, problems = [], 0, 0, []
+    stats = Expansion()
+    with Downloads() as downloads:
+        for i, path in enumerate(expand_paths(paths, stats)):
+            tmp = None
+            try:
+                if isinstance(path, Missing):
+                    raise ImageError(path.reason)
+                if is_url(path):
+                    tmp = downloads.fetch(path)
+                found += 1
+                ex = det.explain(tmp or path, method)
+            except (ImageError, OSError) as e:
+                failed += 1
+                if len(problems) < 3:
+                    problems.append(f"{path}: {e}")
+                print(f"{path}: {e}", file=sys.stderr)
+                items.append(("", f"{path}: {e}"))
+                continue
+            finally:
+                if tmp is not None:
+                    downloads.done(tmp)
+            stem = Path(urlsplit(path).path if tmp else path).stem[:60]
+            name = f"{i:05d}_{stem}.png"
+            _save_png(ex.panel(), out / name)
+            items.append((name, f"{path} — {ex.label} ({ex.prob_fake:.3f})"))
+            print(f"{ex.prob_fake:.4f}  {ex.label:<5}  {path} -> {out / name}")
+    if found == 0:
+        raise nothing_to_score(paths, stats, problems)
+    for note in stats.notes():
+        print(note, file=sys.stderr)
     write_text(out / "index.html", _index_html(f"fakescope explain ({method})", [("", items)]))
     return failed
 
@@ -262,7 +281,7 @@ def run_explain(args) -> int:
     if bool(args.paths) == bool(args.data):
         raise FakescopeError("explain takes image paths, or --data for a labelled data set")
     out = ensure_writable_dir(args.out)
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, metadata=False)
     if args.data:
         explain_dataset(det, args, out)
         print(f"written: {out / 'report.md'}, {out / 'index.html'}", file=sys.stderr)

@@ -20,6 +20,9 @@ os.umask(_UMASK)
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
+    if path.is_dir():
+        raise FakescopeError(f"{path} is a folder, not a file")
+    _no_file_in_the_way(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -50,9 +53,21 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def _no_file_in_the_way(folder: Path) -> None:
+    """A folder that must exist or be created: say so plainly when a file stands in its place
+    (mkdir's own message would be "File exists" or "Not a directory")."""
+    for p in (folder, *folder.parents):
+        if p.is_dir():
+            return
+        if p.exists() or p.is_symlink():
+            where = "" if p == folder else f"cannot create folder {folder}: "
+            raise FakescopeError(f"{where}{p} is a file, not a folder")
+
+
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
     """Create `path` and check we can write there, before any long work starts."""
     path = Path(path)
+    _no_file_in_the_way(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):

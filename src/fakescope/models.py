@@ -120,13 +120,15 @@ class EffNetLite(nn.Module):
         except ImportError:
             from fakescope.errors import missing_extra
 
-            raise missing_extra("efficientnet-lite-pytorch", "realworld") from None
+            raise missing_extra("efficientnet-lite-pytorch", "torch") from None
         net = EfficientNet.from_name(variant, num_classes=1)
         stem = net._conv_stem
         cin = 6 if rep == "rgb+npr" else 3
         net._conv_stem = nn.Conv2d(cin, stem.out_channels, 3, 1, 1, bias=False)
         self.rep, self.net = rep, net
-        self.fc = net._fc  # Classifier re-initialises this one
+        # One home for the head (Classifier re-initialises `fc`): the package's own `_fc` goes,
+        # so no tensor is registered twice (safetensors refuses shared tensors).
+        self.fc, net._fc = net._fc, nn.Identity()
 
     def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
         """Pretrained weights (torchvision-style names of the package's own model); the stem

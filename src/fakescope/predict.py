@@ -1,65 +1,51 @@
-"""`fakescope predict`: expand paths lazily, score through `Detector`, write rows as they come."""
+"""`fakescope predict`: expand paths lazily, score through `Detector`, write rows as they come.
+
+Rows come out in the order the images were named, error rows (a missing file, a failed download)
+included. A run that finds no image at all is an error, not an empty success.
+"""
 
 from __future__ import annotations
 
 import csv
-import glob
 import json
-import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
 from fakescope.detector import ROW_FIELDS
+from fakescope.errors import ImageError
+from fakescope.fetch import Downloads, is_url
+from fakescope.inputs import Expansion, Missing, expand_paths, nothing_to_score
+
+__all__ = ["FIELDS", "FORMATS", "Expansion", "Missing", "RowWriter", "expand_paths", "run_predict"]
 
 FIELDS = ROW_FIELDS
 FORMATS = ("table", "csv", "json", "jsonl")
-
-
-class Missing(str):
-    """A path argument that matched nothing; scored as an error row, not an image."""
-
-
-def expand_paths(args: Iterable[str]) -> Iterator[str | Missing]:
-    """Files as given; folders walked recursively in sorted order (hidden files skipped);
-    glob patterns expanded. Lazy, so a folder of millions of files is never listed at once."""
-    for arg in args:
-        p = Path(arg)
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for f in sorted(files):
-                    if not f.startswith("."):
-                        yield os.path.join(root, f)
-        elif p.exists() or p.is_symlink():
-            yield arg
-        elif glob.has_magic(arg):
-            matches = sorted(glob.iglob(arg, recursive=True))
-            if not matches:
-                yield Missing(arg)
-            for m in matches:
-                yield from expand_paths([m])
-        else:
-            yield Missing(arg)
 
 
 class RowWriter:
     """Writes rows in one of FORMATS; table, csv and jsonl stream, json closes a list."""
 
     def __init__(self, fmt: str, out: IO[str]):
-        self.fmt, self.out, self.first = fmt, out, True
-        if fmt == "csv":
-            self.csv = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        self.fmt, self.out, self.first, self.started = fmt, out, True, False
+
+    def _start(self) -> None:
+        """The header, written with the first row: a run that ends in an error prints none."""
+        self.started = True
+        if self.fmt == "csv":
+            self.csv = csv.DictWriter(self.out, fieldnames=FIELDS, lineterminator="\n")
             self.csv.writeheader()
-        elif fmt == "json":
-            out.write("[")
-        elif fmt == "table":
-            out.write(f"{'prob_fake':>9}  {'label':<9}  {'model':<20}  path\n")
+        elif self.fmt == "json":
+            self.out.write("[")
+        elif self.fmt == "table":
+            self.out.write(f"{'prob_fake':>9}  {'label':<9}  {'model':<20}  path\n")
 
     def write(self, row: dict[str, Any]) -> None:
+        if not self.started:
+            self._start()
         if self.fmt == "csv":
-            self.csv.writerow({k: "" if row[k] is None else row[k] for k in FIELDS})
+            self.csv.writerow({k: "" if row.get(k) is None else row[k] for k in FIELDS})
         elif self.fmt == "jsonl":
             self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
         elif self.fmt == "json":
@@ -68,56 +54,109 @@ class RowWriter:
             )
         else:
             if row["error"]:
-                self.out.write(f"{'-':>9}  {'error':<9}  {'':<20}  {row['path']}: {row['error']}\n")
+                err = f"{row['path']}: {row['error']}"
+                self.out.write(f"{'-':>9}  {'error':<9}  {'':<20}  {err}\n")
             else:
+                prov = row.get("provenance") or ""
+                if prov:
+                    by = (
+                        "verdict from metadata: " if row.get("verdict_source") == "metadata" else ""
+                    )
+                    prov = f"  [{by}{prov}]"
                 self.out.write(
                     f"{row['prob_fake']:>9.4f}  {row['label']:<9}  {row.get('model', ''):<20}  "
-                    f"{row['path']}\n"
+                    f"{row['path']}{prov}\n"
                 )
         self.first = False
         self.out.flush()
 
     def close(self) -> None:
+        if not self.started:
+            self._start()
         if self.fmt == "json":
             self.out.write("\n]\n" if not self.first else "]\n")
 
 
+def _error_row(path: str, error: str) -> dict[str, Any]:
+    return dict.fromkeys(FIELDS, "") | {
+        "path": path,
+        "prob_fake": None,
+        "label": None,
+        "error": error,
+    }
+
+
 def run_predict(
-    det, paths: list[str], fmt: str, out: IO[str], batch_size: int = 256, progress: bool = True
+    det,
+    paths: list[str],
+    fmt: str,
+    out: IO[str],
+    batch_size: int = 256,
+    progress: bool = True,
+    stats: Expansion | None = None,
 ) -> tuple[int, int, int]:
-    """Score everything; returns (scored, fake, errors)."""
+    """Score everything; returns (scored, fake, errors). `stats` collects what the walk skipped.
+    Raises FakescopeError (before writing anything) when no image was found at all."""
     from tqdm import tqdm
 
+    stats = stats if stats is not None else Expansion()
     writer = RowWriter(fmt, out)
-    scored = fake = errors = 0
-    items = (p for p in expand_paths(paths))
-    missing_rows: list[dict[str, Any]] = []
+    # One entry per named thing, in order: a ready error row, or a slot for the Detector's next
+    # row (with the URL to show and the downloaded file to delete, for a URL). Bounded: the
+    # Detector consumes at most a batch ahead of the rows it yields.
+    queue: deque[tuple[dict[str, Any] | None, str | None, Path | None]] = deque()
+    problems: list[str] = []
+    found = 0
+    counts = {"scored": 0, "fake": 0, "errors": 0}
 
-    def images() -> Iterator[str]:
-        for p in items:
-            if isinstance(p, Missing):
-                missing_rows.append(
-                    {k: None for k in FIELDS}
-                    | {"path": str(p), "model": "", "error": "no such file"}
-                )
-            else:
-                yield p
+    def failed(path: str, error: str) -> None:
+        queue.append((_error_row(path, error), None, None))
+        if len(problems) < 3:
+            problems.append(f"{path}: {error}")
 
-    bar = tqdm(desc="scoring", unit="img", file=sys.stderr, disable=not progress, leave=False)
-    for row in det.iter_predict(images(), batch_size=batch_size):
-        while missing_rows:
-            writer.write(missing_rows.pop(0))
-            errors += 1
+    def emit(row: dict[str, Any]) -> None:
         writer.write(row)
-        bar.update(1)
         if row["error"]:
-            errors += 1
+            counts["errors"] += 1
         else:
-            scored += 1
-            fake += row["label"] == "fake"
-    for row in missing_rows:
-        writer.write(row)
-        errors += 1
-    bar.close()
+            counts["scored"] += 1
+            counts["fake"] += row["label"] == "fake"
+
+    with Downloads() as downloads:
+
+        def images():
+            nonlocal found
+            for item in expand_paths(paths, stats):
+                if isinstance(item, Missing):
+                    failed(str(item), item.reason)
+                elif is_url(item):
+                    try:
+                        tmp = downloads.fetch(item)
+                    except ImageError as e:
+                        failed(item, str(e))
+                        continue
+                    found += 1
+                    queue.append((None, item, tmp))
+                    yield str(tmp)
+                else:
+                    found += 1
+                    queue.append((None, None, None))
+                    yield item
+
+        bar = tqdm(desc="scoring", unit="img", file=sys.stderr, disable=not progress, leave=False)
+        for row in det.iter_predict(images(), batch_size=batch_size):
+            while queue[0][0] is not None:
+                emit(queue.popleft()[0])
+            _, name, tmp = queue.popleft()
+            if tmp is not None:
+                row = {**row, "path": name}
+                downloads.done(tmp)
+            emit(row)
+            bar.update(1)
+        bar.close()
+    if found == 0:
+        raise nothing_to_score(paths, stats, problems)
+    while queue:
+        emit(queue.popleft()[0])
     writer.close()
-    return scored, fake, errors
+    return counts["scored"], counts["fake"], counts["errors"]

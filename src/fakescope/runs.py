@@ -181,6 +181,11 @@ def train_run(
         "best_epoch": state.best_epoch,
         "stopped_early": state.stopped_early,
         "train_seconds": round(state.train_seconds, 2),
+        "split": {
+            "train": len(train),
+            "val": len(val),
+            **({"heldout": len(heldout)} if heldout is not None else {}),
+        },
         "val": compute_metrics(val.y, score_images(det, val.x)),
     }
     if test is not None:

@@ -20,7 +20,10 @@ from fakescope.fileio import ensure_writable_dir, write_json, write_text
 from fakescope.runs import DataArgs, load_train_data, log
 from fakescope.training import fit
 
+# The search space (also shown by `fakescope tune --help`).
+LR_RANGE = (1e-4, 1e-2)  # sampled on a log scale
 BATCH_SIZES = (16, 32, 64, 128, 256)
+OPTIMIZERS = ("adam", "sgd")
 
 
 def tune(
@@ -56,9 +59,9 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         params = {
-            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+            "lr": trial.suggest_float("lr", *LR_RANGE, log=True),
             "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
-            "optimizer": trial.suggest_categorical("optimizer", ["adam", "sgd"]),
+            "optimizer": trial.suggest_categorical("optimizer", list(OPTIMIZERS)),
         }
         cfg = resolve_config(preset, overrides={**base.to_dict(), **params})
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -269,13 +270,12 @@ def load_images(
             Path(cache_dir or default_cache_dir())
             / f"{_cache_key(open_sources(paths), **params)}.npz"
         )
-        if cache_file.exists():
-            try:
-                with np.load(cache_file, allow_pickle=False) as z:
-                    report = json.loads(str(z["report"]))
-                    return ImageSet(z["x"], z["y"], list(z["names"]), report)
-            except (OSError, ValueError, KeyError):
-                pass  # unreadable cache: rebuild it
+        try:
+            with np.load(cache_file, allow_pickle=False) as z:
+                report = json.loads(str(z["report"]))
+                return ImageSet(z["x"], z["y"], list(z["names"]), report)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # no cache yet, or an unreadable one: decode (and try to write it)
 
     listed = list_labelled(
         paths, split=split, purpose=purpose, subset=subset, seed=seed, classes=classes
@@ -293,15 +293,32 @@ def load_images(
                 f"(e.g. {first})"
             )
     if cache_file is not None:
-        with atomic_path(cache_file) as tmp, open(tmp, "wb") as f:
-            np.savez(
-                f,
-                x=result.x,
-                y=result.y,
-                names=np.array(result.names, dtype=str),
-                report=np.array(json.dumps(report)),
-            )
+        try:
+            with atomic_path(cache_file) as tmp, open(tmp, "wb") as f:
+                np.savez(
+                    f,
+                    x=result.x,
+                    y=result.y,
+                    names=np.array(result.names, dtype=str),
+                    report=np.array(json.dumps(report)),
+                )
+        except FakescopeError as e:
+            _warn_cache_once(cache_file.parent, e)
     return result
+
+
+_cache_warned: set[str] = set()
+
+
+def _warn_cache_once(folder: Path, e: Exception) -> None:
+    """A cache is a speed-up, never a reason to fail: say once per folder, then carry on."""
+    if str(folder) not in _cache_warned:
+        _cache_warned.add(str(folder))
+        print(
+            f"warning: not caching decoded images ({e}); carrying on without the cache "
+            "(set --cache-dir or FAKESCOPE_CACHE to a writable folder, or pass --no-cache)",
+            file=sys.stderr,
+        )
 
 
 def describe(ds: ImageSet) -> str:

@@ -259,7 +259,12 @@ def open_source(path: str | os.PathLike, index: int = 0) -> Source:
 
 
 def open_sources(paths: Iterable[str | os.PathLike]) -> list[Source]:
-    sources = [open_source(p, i) for i, p in enumerate(paths)]
+    """One source per distinct path (first-seen order): a source given twice would put each
+    of its images into the set twice, and into both sides of a split."""
+    unique: dict[str, str | os.PathLike] = {}
+    for p in paths:
+        unique.setdefault(os.path.realpath(p), p)
+    sources = [open_source(p, i) for i, p in enumerate(unique.values())]
     if not sources:
         raise FakescopeError("no data source given (--data PATH ...)")
     return sources

@@ -1,0 +1,88 @@
+"""`fakescope inspect`: per image, every piece of provenance evidence, the pixel score with its
+model, and the combined verdict (the rule is in `fakescope.provenance`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+from fakescope.predict import Missing, expand_paths
+from fakescope.provenance import Evidence, combine, read_evidence
+
+
+def inspect_rows(det, paths: list[str], batch_size: int = 64) -> Iterator[dict[str, Any]]:
+    """Combined rows (predict's fields + model, provenance, verdict_source) with the evidence
+    as a list of item dicts under `evidence` and the deciding tag under `decided_by`."""
+    missing: set[str] = set()
+
+    def images() -> Iterator[str]:
+        for p in expand_paths(paths):
+            if isinstance(p, Missing):
+                missing.add(str(p))
+            yield p  # through the Detector too, so that rows keep the order of the arguments
+
+    for row in det.iter_predict(images(), batch_size=batch_size):
+        ev = Evidence() if row["path"] in missing else read_evidence(row["path"])
+        if row["path"] in missing:
+            row = {**row, "prob_fake": None, "label": None, "error": "no such file"}
+        out = combine(row, ev)
+        out.setdefault("model", det.name)
+        d = ev.to_dict()
+        out["decided_by"] = d["decided_by"] if not row["error"] else ""
+        out["evidence"] = d["items"]
+        yield out
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The readable block for one image."""
+    lines = [r["path"]]
+    if r["evidence"]:
+        w = max(len(i["source"]) for i in r["evidence"])
+        for n, i in enumerate(r["evidence"]):
+            head = "  evidence  " if n == 0 else " " * 12
+            lines.append(
+                f"{head}{i['source']:<{w}}  {i['claim']:<12}  {i['strength']:<9}  {i['detail']}"
+            )
+    else:
+        lines.append("  evidence  none (no C2PA, IPTC/XMP, generator text or EXIF found)")
+    if r["error"]:
+        lines.append(f"  pixels    not scored: {r['error']}")
+        lines.append("  verdict   none")
+    else:
+        lines.append(f"  pixels    prob_fake {r['prob_fake']:.4f} (model {r['model']})")
+        why = (
+            f"metadata: {r['decided_by']}"
+            if r["verdict_source"] == "metadata"
+            else "pixels (no metadata declares AI generation)"
+        )
+        lines.append(f"  verdict   {r['label']}, decided by {why}")
+    return "\n".join(lines)
+
+
+def write_reports(rows: Iterator[dict[str, Any]], fmt: str, out: IO[str]) -> tuple[int, int]:
+    """Stream the reports as text blocks or one JSON list; returns (images, errors)."""
+    n = errors = 0
+    if fmt == "json":
+        out.write("[")
+    for r in rows:
+        if fmt == "json":
+            out.write(("\n  " if n == 0 else ",\n  ") + json.dumps(r, ensure_ascii=False))
+        else:
+            out.write(("\n" if n else "") + format_report(r) + "\n")
+        out.flush()
+        n += 1
+        errors += bool(r["error"])
+    if fmt == "json":
+        out.write("\n]\n" if n else "]\n")
+    return n, errors
+
+
+def run_inspect(args) -> int:
+    from fakescope.detector import Detector
+
+    det = Detector.load(args.model, device=args.device, metadata=False)
+    n, errors = write_reports(inspect_rows(det, args.paths), args.format, sys.stdout)
+    print(f"{n} inspected, {errors} not scored", file=sys.stderr)
+    return 0 if errors == 0 else 1

@@ -1,0 +1,372 @@
+"""The FastAPI app of `fakescope serve`: the page, the REST API, limits and JSON errors.
+
+The model loads once (before the server starts, or in the lifespan when the app is built
+without one); single-image requests are scored together by the micro-batching worker
+(`batching.py`); Grad-CAM runs in a one-thread pool of its own (it needs gradients and costs a
+model copy per call). Every refusal is JSON `{"error": "..."}` with 400/413/415/422; an image
+that cannot be read is an error row in /predict (HTTP 200, like `fakescope predict`), and a 422
+from /explain, which has no row to put it in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from fakescope.detector import CONFIG, DEFAULT_MODEL, WEIGHTS_DIR, Detector, available_models
+from fakescope.errors import FakescopeError, ImageError
+from fakescope.images import MAX_PIXELS
+from fakescope.serve.batching import BatchWorker
+from fakescope.serve.uploads import FIELD, ApiError, BodyLimit, read_files
+
+log = logging.getLogger("fakescope.serve")
+
+API = "/api/v1"
+STATIC = Path(__file__).parent / "static"
+ENV = "FAKESCOPE_SERVE"  # settings for worker processes started by uvicorn (--workers > 1)
+# The page loads nothing from elsewhere; the browser enforces it. (/docs is FastAPI's Swagger
+# UI, which loads its script from a CDN, so it is left without this header.)
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+OVERLAY_MAX = 1024  # longest side of the overlay PNG sent back
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and batching; the CLI flags of `fakescope serve`."""
+
+    model: str | None = None
+    device: str = "auto"
+    max_body_mb: float = 20.0
+    max_files: int = 32
+    batch_wait_ms: float = 5.0
+    max_batch: int | None = None  # None: the Detector's batch size
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1_000_000)
+
+
+# ---- JSON ------------------------------------------------------------------------------------
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN/inf: they become null (a metric that could not be computed)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    if hasattr(obj, "item"):  # numpy scalars
+        return _finite(obj.item())
+    return str(obj)
+
+
+def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
+    body = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    return json_response({"error": message, **extra}, status)
+
+
+# ---- model cards -----------------------------------------------------------------------------
+
+
+def model_card(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What a client needs to know about a model: name, input rule, threshold, metrics."""
+    size = config.get("input_size")
+    rule = config.get("input_rule") or (
+        f"whole image: centre square crop, Lanczos resize to {size}x{size}" if size else None
+    )
+    card: dict[str, Any] = {
+        "name": name,
+        "arch": config.get("arch"),
+        "input_size": size,
+        "input_rule": rule,
+        "threshold": config.get("threshold", 0.5),
+    }
+    for key in ("uncertain", "calibration", "tta"):
+        if key in config:
+            card[key] = config[key]
+    card["metrics"] = config.get("metrics", {})
+    return card
+
+
+def shipped_cards(loaded: str) -> list[dict[str, Any]]:
+    cards = []
+    for name in available_models():
+        try:
+            config = json.loads((WEIGHTS_DIR / name / CONFIG).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            log.warning("skipping shipped model %s: %s", name, e)
+            continue
+        card = model_card(name, config)
+        card.update(default=name == DEFAULT_MODEL, loaded=name == loaded)
+        cards.append(card)
+    return cards
+
+
+def _upload_doc(multiple: bool) -> dict[str, Any]:
+    """OpenAPI request body for the hand-parsed multipart endpoints (so /docs can send files)."""
+    binary = {"type": "string", "format": "binary"}
+    schema = {"type": "array", "items": binary} if multiple else binary
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [FIELD],
+                        "properties": {FIELD: schema},
+                    }
+                }
+            },
+        }
+    }
+
+
+_ERRORS = {
+    s: {"description": d, "content": {"application/json": {"example": {"error": "..."}}}}
+    for s, d in (
+        (400, "malformed request"),
+        (413, "body over the size limit, or too many files"),
+        (415, "not multipart/form-data"),
+        (422, "no file in the field 'files' (explain: the image cannot be read)"),
+    )
+}
+
+
+# ---- the app ---------------------------------------------------------------------------------
+
+
+def create_app(detector: Detector | None = None, settings: ServeSettings | None = None) -> FastAPI:
+    """The app; `detector` is used as given, else `settings.model` is loaded at start-up."""
+    settings = settings or ServeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        det = detector
+        if det is None:
+            det = await asyncio.to_thread(Detector.load, settings.model, settings.device)
+        worker = BatchWorker(
+            det.predict_batch, settings.max_batch or det.batch_size, settings.batch_wait_ms / 1000
+        )
+        explainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakescope-explain")
+        worker.start()
+        app.state.det, app.state.worker, app.state.explainer = det, worker, explainer
+        app.state.cards = shipped_cards(det.name)
+        log.info("model %s loaded on %s", det.name, det.device)
+        try:
+            yield
+        finally:
+            # uvicorn has finished the requests in flight by now (graceful shutdown)
+            worker.stop()
+            explainer.shutdown(wait=True, cancel_futures=True)
+
+    app = FastAPI(
+        title="fakescope",
+        summary="Tell whether an image was generated by AI.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.state.settings = settings
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> Response:
+        html = (STATIC / "index.html").read_bytes()
+        return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
+
+    @app.get("/healthz", summary="Liveness, the loaded model, limits and batching counters")
+    async def healthz(request: Request) -> Response:
+        st = request.app.state
+        return json_response(
+            {
+                "status": "ok",
+                "model": st.det.name,
+                "limits": {
+                    "max_body_bytes": settings.max_body_bytes,
+                    "max_files": settings.max_files,
+                    "max_pixels": MAX_PIXELS,
+                },
+                "batching": {
+                    "max_batch": st.worker.max_batch,
+                    "wait_ms": settings.batch_wait_ms,
+                    "pending": st.worker.pending,
+                    "batches": st.worker.batches,
+                    "images": st.worker.images,
+                    "largest_batch": st.worker.largest_batch,
+                },
+            }
+        )
+
+    @app.get(f"{API}/models", summary="Every shipped model's card")
+    async def models(request: Request) -> Response:
+        return json_response(request.app.state.cards)
+
+    @app.get(f"{API}/model", summary="The loaded model's card")
+    async def model(request: Request) -> Response:
+        det = request.app.state.det
+        return json_response({**model_card(det.name, det.config), "device": str(det.device)})
+
+    @app.post(
+        f"{API}/predict",
+        summary="Score one or more images",
+        description=(
+            f"Multipart field `{FIELD}`, one or more files (at most {settings.max_files}, "
+            f"{settings.max_body_mb:g} MB in all). Returns a JSON list of rows in upload order: "
+            "the Detector's row (`path`, `prob_fake`, `label`, `error`, and any further fields "
+            "such as `model`) plus `filename`. A file that is not a readable image gets a row "
+            "with `error` set and `prob_fake` null; the request still succeeds."
+        ),
+        openapi_extra=_upload_doc(multiple=True),
+        responses=_ERRORS,
+    )
+    async def predict(request: Request) -> Response:
+        uploads = await read_files(request, settings.max_files)
+        rows = await request.app.state.worker.score(uploads)
+        return json_response(
+            [{**row, "filename": up.filename} for row, up in zip(rows, uploads, strict=True)]
+        )
+
+    @app.post(
+        f"{API}/explain",
+        summary="Grad-CAM heatmap over one image",
+        description=(
+            f"Multipart field `{FIELD}`, one file. Returns the heatmap blended over the image as "
+            "`image/png`, or with `?format=json` an object with `png_base64`, `width`, `height` "
+            "(of the PNG), `heatmap_width`, `heatmap_height` and the image's row fields. An "
+            "unreadable image is a 422."
+        ),
+        openapi_extra=_upload_doc(multiple=False),
+        responses={
+            200: {"content": {"image/png": {}}},
+            **_ERRORS,
+            501: {"description": "the `explain` extra (grad-cam) is not installed"},
+        },
+    )
+    async def explain(
+        request: Request,
+        fmt: Literal["png", "json"] = Query("png", alias="format", description="png or json"),
+    ) -> Response:
+        [upload] = await read_files(request, max_files=1)
+        st = request.app.state
+        [row] = await st.worker.score([upload])
+        if row.get("error"):
+            raise ApiError(422, f"{upload.filename}: {row['error']}", filename=upload.filename)
+        loop = asyncio.get_running_loop()
+        try:
+            ex = await loop.run_in_executor(st.explainer, st.det.explain, upload)
+        except ImageError as e:
+            raise ApiError(422, f"{upload.filename}: {e}", filename=upload.filename) from None
+        except FakescopeError as e:  # e.g. the explain extra is not installed
+            raise ApiError(501, str(e)) from None
+        png, size = _png(ex.overlay)
+        if fmt == "png":
+            return Response(png, media_type="image/png")
+        h, w = ex.heatmap.shape[:2]
+        return json_response(
+            {
+                "png_base64": base64.b64encode(png).decode("ascii"),
+                "width": size[0],
+                "height": size[1],
+                "heatmap_width": int(w),
+                "heatmap_height": int(h),
+                "method": ex.method,
+                **row,
+                "filename": upload.filename,
+            }
+        )
+
+    return app
+
+
+def _png(image) -> tuple[bytes, tuple[int, int]]:
+    if max(image.size) > OVERLAY_MAX:
+        image = image.copy()
+        image.thumbnail((OVERLAY_MAX, OVERLAY_MAX))
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue(), image.size
+
+
+def _version() -> str:
+    from fakescope import __version__
+
+    return __version__
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return _error(exc.status, exc.message, **exc.extra)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        resp = _error(exc.status_code, str(exc.detail))
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's default echoes the input and a list of dicts; one line names the problem
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "body"))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg"))
+        return _error(422, "; ".join(p for p in parts if p) or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal server error (logged on the server)")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """The server's own lines (model loaded, worker stopped) beside uvicorn's, on stderr."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     fakescope: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level.upper())
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes (`--workers N`): settings from $FAKESCOPE_SERVE;
+    each process loads the model once in its lifespan."""
+    config = json.loads(os.environ.get(ENV, "{}"))
+    configure_logging(config.pop("log_level", "info"))
+    return create_app(settings=ServeSettings(**config))
+
+
+def settings_env(settings: ServeSettings, log_level: str) -> str:
+    return json.dumps({**asdict(settings), "log_level": log_level})

@@ -1,0 +1,107 @@
+"""Run the app under uvicorn: bind first (a clear error for a busy port), then serve.
+
+SIGTERM and Ctrl-C stop uvicorn gracefully: it stops accepting, finishes the requests in
+flight (up to `GRACE_S`), then the lifespan stops the batch worker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from fakescope.errors import FakescopeError, missing_extra
+
+GRACE_S = 10
+
+
+def _require():
+    for module, package in (
+        ("fastapi", "fastapi"),
+        ("uvicorn", "uvicorn"),
+        ("python_multipart", "python-multipart"),
+    ):
+        try:
+            __import__(module)
+        except ImportError:
+            raise missing_extra(package, "serve") from None
+    import uvicorn
+
+    return uvicorn
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise FakescopeError(f"cannot resolve host {host!r}: {e.strerror}") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise FakescopeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(
+    host: str,
+    port: int,
+    settings,
+    workers: int = 1,
+    access_log: bool = True,
+    quiet: bool = False,
+) -> int:
+    """Serve until stopped; returns the exit status (130 after Ctrl-C)."""
+    uvicorn = _require()
+    from fakescope.detector import Detector
+    from fakescope.serve.app import ENV, configure_logging, create_app, settings_env
+
+    if workers < 1:
+        raise FakescopeError("--workers must be at least 1")
+    if settings.max_files < 1 or settings.max_body_mb <= 0 or settings.batch_wait_ms < 0:
+        raise FakescopeError("--max-files and --max-body-mb must be positive")
+    # load once here: a bad --model is one error line, not a failed start-up with a traceback
+    det = Detector.load(settings.model, device=settings.device)
+    sock = _bind(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    log_level = "warning" if quiet else "info"
+    print(
+        f"fakescope: serving {det.name} on http://{shown}:{bound}/ "
+        f"(API docs at /docs; Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    configure_logging(log_level)
+    common = dict(
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=GRACE_S,
+        server_header=False,
+    )
+    try:
+        if workers == 1:
+            config = uvicorn.Config(create_app(det, settings), **common)
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            # each worker process imports the app factory and loads the model itself
+            sock.close()
+            if port == 0:
+                raise FakescopeError("--port 0 needs --workers 1")
+            del det
+            os.environ[ENV] = settings_env(settings, log_level)
+            uvicorn.run(
+                "fakescope.serve.app:app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                **common,
+            )
+    except KeyboardInterrupt:
+        return 130
+    return 0

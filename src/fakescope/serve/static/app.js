@@ -1,0 +1,204 @@
+// fakescope page: send each image to /api/v1/predict, then ask /api/v1/explain for its heatmap.
+// No framework and nothing from other hosts (the server's Content-Security-Policy forbids it).
+// User-provided text (file names, messages) is only ever set with textContent.
+(function () {
+  "use strict";
+
+  const API = "/api/v1";
+  const drop = document.getElementById("drop");
+  const chooser = document.getElementById("chooser");
+  const results = document.getElementById("results");
+  const status = document.getElementById("status");
+  const template = document.getElementById("card");
+  let threshold = 0.5;
+  let counter = 0;
+
+  // ---- model line ---------------------------------------------------------------------------
+  fetch(API + "/model")
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status))))
+    .then((m) => {
+      threshold = typeof m.threshold === "number" ? m.threshold : 0.5;
+      const acc = m.metrics && m.metrics.test && m.metrics.test.accuracy;
+      let text = "Model: " + m.name;
+      if (typeof acc === "number") text += " (test accuracy " + (100 * acc).toFixed(1) + "%)";
+      document.getElementById("model").textContent = text;
+    })
+    .catch((e) => {
+      document.getElementById("model").textContent = "Model information unavailable: " + e.message;
+    });
+
+  // ---- getting files in ----------------------------------------------------------------------
+  drop.addEventListener("click", () => chooser.click()); // a <button>: Enter and Space click it
+  chooser.addEventListener("change", () => {
+    handle(chooser.files);
+    chooser.value = ""; // choosing the same file again fires change again
+  });
+
+  ["dragenter", "dragover"].forEach((type) =>
+    drop.addEventListener(type, (e) => {
+      e.preventDefault();
+      drop.classList.add("over");
+    })
+  );
+  ["dragleave", "dragend"].forEach((type) =>
+    drop.addEventListener(type, () => drop.classList.remove("over"))
+  );
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    handle(e.dataTransfer.files);
+  });
+  // a file dropped beside the zone must not make the browser navigate away from the page
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+
+  document.addEventListener("paste", (e) => {
+    const files = [];
+    for (const item of (e.clipboardData && e.clipboardData.items) || []) {
+      if (item.kind === "file") {
+        const f = item.getAsFile();
+        if (f) files.push(f);
+      }
+    }
+    if (files.length) {
+      e.preventDefault();
+      handle(files);
+    }
+  });
+
+  function handle(fileList) {
+    const files = Array.from(fileList || []);
+    if (!files.length) return;
+    status.textContent =
+      "Checking " + files.length + " image" + (files.length > 1 ? "s" : "") + "…";
+    let left = files.length;
+    files.forEach((file) => {
+      check(file).finally(() => {
+        left -= 1;
+        if (left === 0) status.textContent = "Done: " + files.length + " checked.";
+      });
+    });
+  }
+
+  // ---- one card per file ---------------------------------------------------------------------
+  function newCard(file) {
+    const li = template.content.firstElementChild.cloneNode(true);
+    const id = "card-" + ++counter;
+    li.id = id;
+    const name = file.name || "pasted image";
+    li.querySelector(".name").textContent = name;
+    li.querySelector(".verdict").textContent = "Checking…";
+    const original = li.querySelector(".original");
+    original.alt = "Uploaded image " + name;
+    original.src = URL.createObjectURL(file);
+    // formats the browser cannot show (TIFF, ...) are still scored by the server
+    original.addEventListener("error", () => original.closest("figure").classList.add("no-preview"));
+    li.querySelector(".heatmap").alt = "Heatmap for " + name + ": red marks where the model looked";
+    results.prepend(li);
+    return li;
+  }
+
+  async function errorText(response) {
+    try {
+      const body = await response.json();
+      if (body && body.error) return body.error;
+    } catch (_) {
+      /* not JSON: fall through */
+    }
+    return "HTTP " + response.status + " " + response.statusText;
+  }
+
+  function form(file) {
+    const data = new FormData();
+    data.append("files", file, file.name || "pasted.png");
+    return data;
+  }
+
+  async function check(file) {
+    const li = newCard(file);
+    let row;
+    try {
+      const r = await fetch(API + "/predict", { method: "POST", body: form(file) });
+      if (!r.ok) return reject(li, await errorText(r));
+      row = (await r.json())[0];
+    } catch (e) {
+      return reject(li, "The server could not be reached (" + e.message + ").");
+    }
+    if (!row || row.error) return reject(li, row ? row.error : "no result");
+    show(li, row);
+    await heatmap(li, file);
+  }
+
+  function reject(li, message) {
+    li.dataset.state = "error";
+    li.querySelector(".verdict").textContent = "Not checked";
+    li.querySelector(".message").textContent = "This file was rejected: " + message;
+    li.querySelector(".heat-fig").hidden = true;
+    li.querySelector(".bar").hidden = true;
+  }
+
+  function show(li, row) {
+    li.dataset.state = "done";
+    const label = String(row.label || "");
+    li.dataset.label = label;
+    const verdict = li.querySelector(".verdict");
+    verdict.textContent =
+      label === "fake" ? "Fake: likely AI-generated"
+      : label === "real" ? "Real: likely not AI-generated"
+      : label === "uncertain" ? "Uncertain: the model cannot tell"
+      : label;
+    verdict.className = "verdict verdict-" + label.replace(/[^a-z]/g, "");
+    const p = typeof row.prob_fake === "number" ? row.prob_fake : null;
+    const bar = li.querySelector(".bar");
+    if (p !== null) {
+      li.querySelector(".fill").style.width = (100 * p).toFixed(1) + "%";
+      li.querySelector(".mark").style.left = (100 * threshold).toFixed(1) + "%";
+      bar.setAttribute("aria-valuenow", p.toFixed(4));
+      bar.setAttribute("aria-valuetext", (100 * p).toFixed(1) + "% likely AI-generated");
+      li.querySelector(".prob").textContent =
+        "prob_fake " + p.toFixed(3) + " (threshold " + threshold.toFixed(2) + ")";
+    }
+    const meta = li.querySelector(".meta");
+    if (row.model) addMeta(meta, "Model", row.model);
+    if (row.verdict_source) addMeta(meta, "Verdict from", row.verdict_source);
+    if (row.provenance !== undefined && row.provenance !== null && row.provenance !== "") {
+      addMeta(meta, "Provenance", describe(row.provenance));
+    }
+  }
+
+  function describe(value) {
+    if (typeof value !== "object") return String(value);
+    if (Array.isArray(value)) return value.map(describe).join("; ");
+    return Object.entries(value)
+      .filter(([, v]) => v !== null && v !== "" && v !== undefined)
+      .map(([k, v]) => k + ": " + (typeof v === "object" ? JSON.stringify(v) : String(v)))
+      .join("; ");
+  }
+
+  function addMeta(dl, term, value) {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    dl.append(dt, dd);
+  }
+
+  async function heatmap(li, file) {
+    const caption = li.querySelector(".heat-caption");
+    caption.textContent = "Heatmap: computing…";
+    try {
+      const r = await fetch(API + "/explain", { method: "POST", body: form(file) });
+      if (!r.ok) {
+        caption.textContent = "No heatmap: " + (await errorText(r));
+        return;
+      }
+      const img = li.querySelector(".heatmap");
+      img.src = URL.createObjectURL(await r.blob());
+      await img.decode().catch(() => {});
+      img.classList.add("ready");
+      caption.textContent = "Heatmap: where the model looked";
+    } catch (e) {
+      caption.textContent = "No heatmap: " + e.message;
+    }
+  }
+})();
