@@ -179,5 +179,8 @@ def test_calibrate_writes_a_calibrated_model_copy(tmp_path, capsys):
     assert m["ece"] == pytest.approx(rep["after"]["ece"], abs=1e-4)
     # refuses to overwrite the model it calibrates, and bad options are one error line
     assert main(["calibrate", "--data", str(data), "--model", str(out), "--out", str(out)]) == 2
-    assert main([*argv, "--target-fpr", "1.5"]) == 2
+    assert main([*argv, "--uncertain-band", "1"]) == 2
     assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # checked when the command line is parsed
+        main([*argv, "--target-fpr", "1.5"])
+    assert exc.value.code == 2 and "between 0 and 1" in capsys.readouterr().err

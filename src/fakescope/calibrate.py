@@ -171,6 +171,7 @@ def run_calibrate(
         "split": split,
         "subset": subset,
         "seed": seed,
+        "n": int(counts.sum()),
         "images": {"real": int(counts[0]), "fake": int(counts[1])},
         "failed": len(failed),
         "source_model": det.name,
