@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 
 from fakescope.calibrate import run_calibrate
-from fakescope.robustness import run_robustness
-
 from fakescope.detector import CONFIG, WEIGHTS_DIR, Detector, save_model
 from fakescope.evaluate import evaluate
 from fakescope.fileio import write_json, write_text
+from fakescope.robustness import run_robustness
 
 KEYS = (
     "n",
