@@ -148,9 +148,10 @@ def test_calibrate_writes_a_calibrated_model_copy(tmp_path, capsys):
     data = make_image_tree(tmp_path / "data", {"real": 30, "fake": 30}, size=40)
     out = tmp_path / "calibrated"
     argv = ["calibrate", "--data", str(data), "--out", str(out), "--device", "cpu", "-q"]
+    argv += ["--model", "cifake-resnet10s"]
     assert main([*argv, "--target-fpr", "0.1", "--uncertain-band", "0.1"]) == 0
     cfg = json.loads((out / "config.json").read_text())
-    shipped = Detector.load(None, device="cpu")
+    shipped = Detector.load("cifake-resnet10s", device="cpu")
     assert cfg["weights_sha256"] == sha256_file(out / "model.safetensors")
     assert cfg["weights_sha256"] == shipped.config["weights_sha256"]  # weights untouched
     assert cfg["calibration"]["method"] in ("temperature", "platt", "isotonic")

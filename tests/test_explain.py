@@ -124,7 +124,7 @@ def test_deletion_top_heat_hurts_more_than_random(cifake_files):
     from fakescope.explain import deletion_drops
     from fakescope.images import to_model_input
 
-    det = Detector.load(device="cpu")
+    det = Detector.load("cifake-resnet10s", device="cpu")
     names = sorted(n for n in cifake_files if n.startswith("test/"))
     x = np.stack([to_model_input(cifake_files[n], 32) for n in names])
     pred = (det.score_arrays(x) >= det.threshold).astype(int)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from fakescope import detector as detector_mod
@@ -14,14 +15,34 @@ from fakescope.errors import FakescopeError
 from fakescope.metrics import compute_metrics
 from tests.conftest import CIFAKE_TEST, need_shared
 
+CIFAKE, PHOTO = "cifake-resnet10s", "photo-effnet-lite2"
 
-def test_default_model_is_shipped_small_and_safetensors():
-    assert available_models()[0] == DEFAULT_MODEL
-    folder = detector_mod.WEIGHTS_DIR / DEFAULT_MODEL
-    assert (folder / "model.safetensors").stat().st_size <= 25 * 1024 * 1024
-    assert (folder / "MODEL_CARD.md").read_text().count("accuracy") >= 2
+
+def test_default_model_routes_thumbnails_and_photos():
+    """The default serves both worlds: CIFAKE-sized thumbnails keep the CIFAKE model, photos get
+    the native-resolution model (the rule and its numbers: weights/auto/MODEL_CARD.md)."""
+    assert available_models()[0] == DEFAULT_MODEL == "auto"
     det = Detector.load(device="cpu")
-    assert det.input_size == 32 and det.config["labels"] == ["real", "fake"]
+    assert [m for m, _ in det.routes] == [64, None]
+    assert det.member_for((32, 32)).name == CIFAKE and det.member_for((64, 40)).name == CIFAKE
+    assert det.member_for((65, 65)).name == PHOTO and det.member_for((4000, 3000)).name == PHOTO
+    rows = det.predict_batch([np.zeros((32, 32, 3), np.uint8), np.zeros((300, 200, 3), np.uint8)])
+    assert [r["model"] for r in rows] == [CIFAKE, PHOTO]
+
+
+def test_shipped_models_are_small_safetensors_with_measured_cards():
+    for name in available_models():
+        folder = detector_mod.WEIGHTS_DIR / name
+        card = (folder / "MODEL_CARD.md").read_text()
+        if "route" in detector_mod.read_config(folder):
+            assert "cifake-resnet10s" in card and "photo-effnet-lite2" in card
+            continue
+        assert (folder / "model.safetensors").stat().st_size <= 25 * 1024 * 1024
+        assert card.count("accuracy") >= 2 and "ROC-AUC" in card
+        det = Detector.load(name, device="cpu")
+        assert det.config["labels"] == ["real", "fake"] and det.config["metrics"]
+    assert Detector.load(CIFAKE).input_size == 32
+    assert Detector.load(PHOTO).rule == "tiles"
 
 
 @pytest.mark.slow
@@ -29,7 +50,7 @@ def test_shipped_model_accuracy_on_2000_cifake_test_images():
     need_shared()
     ds = load_images([str(CIFAKE_TEST)], purpose="eval", subset=2000, seed=0, progress=False)
     assert ds.counts() == {"real": 1000, "fake": 1000}
-    det = Detector.load(device="cpu")
+    det = Detector.load(CIFAKE, device="cpu")
     m = compute_metrics(ds.y, det.score_arrays(ds.x))
     assert m["accuracy"] >= 0.97, m
 
@@ -46,10 +67,12 @@ def test_predict_with_default_model_prints_a_verdict(cifake_files, tmp_path, cap
 def test_tampered_shipped_weights_are_refused(tmp_path, monkeypatch):
     copy = tmp_path / "weights"
     shutil.copytree(detector_mod.WEIGHTS_DIR, copy)
-    w = copy / DEFAULT_MODEL / "model.safetensors"
+    w = copy / CIFAKE / "model.safetensors"
     data = bytearray(w.read_bytes())
     data[-1] ^= 0xFF
     w.write_bytes(bytes(data))
     monkeypatch.setattr(detector_mod, "WEIGHTS_DIR", copy)
     with pytest.raises(FakescopeError, match="SHA-256 does not match"):
-        Detector.load(DEFAULT_MODEL)
+        Detector.load(CIFAKE)
+    with pytest.raises(FakescopeError, match="SHA-256 does not match"):
+        Detector.load(DEFAULT_MODEL)  # a routing model checks every member it loads

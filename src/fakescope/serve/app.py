@@ -98,23 +98,42 @@ def _error(status: int, message: str, **extra: Any) -> Response:
 
 
 def model_card(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    """What a client needs to know about a model: name, input rule, threshold, metrics."""
+    """What a client needs to know about a model: name, input rule, threshold, metrics (and the
+    routes of a routing model)."""
     size = config.get("input_size")
-    rule = config.get("input_rule") or (
-        f"whole image: centre square crop, Lanczos resize to {size}x{size}" if size else None
-    )
+    inp = config.get("input") or ({"rule": "resize", "size": size} if size else None)
     card: dict[str, Any] = {
         "name": name,
         "arch": config.get("arch"),
         "input_size": size,
-        "input_rule": rule,
+        "input": inp,
+        "input_rule": _describe(inp),
         "threshold": config.get("threshold", 0.5),
     }
+    if "route" in config:
+        card["route"] = config["route"]
+        card["input_rule"] = "routes by image size: " + "; ".join(
+            (f"max side <= {r['max_side']} px -> " if r.get("max_side") else "else -> ")
+            + r["model"]
+            for r in config["route"]
+        )
     for key in ("uncertain", "calibration", "tta"):
         if key in config:
             card[key] = config[key]
     card["metrics"] = config.get("metrics", {})
     return card
+
+
+def _describe(inp: dict[str, Any] | None) -> str | None:
+    if not inp:
+        return None
+    if inp.get("rule") == "tiles":
+        return (
+            f"{inp['tile']}x{inp['tile']} tiles at the image's own scale (never resized), at "
+            f"most {inp['budget']}, {inp['aggregate']} of tile logits"
+        )
+    s = inp.get("size")
+    return f"whole image: centre square crop, Lanczos resize to {s}x{s}"
 
 
 def shipped_cards(loaded: str) -> list[dict[str, Any]]:
