@@ -1,4 +1,4 @@
-"""`fakescope` command line: train, evaluate, predict, models, tune, explain.
+"""`fakescope` command line: train, evaluate, predict, models, tune, explain, scan.
 
 User errors (bad paths, options, files) end in one `error:` line and exit status 2; a predict run
 where some files could not be scored exits 1; Ctrl-C exits 130 after the last checkpoint.
@@ -226,6 +226,28 @@ def cmd_explain(args) -> int:
     return run_explain(args)
 
 
+def cmd_scan(args) -> int:
+    from fakescope.scan import scan
+
+    try:
+        summary = scan(
+            args.sources,
+            args.output,
+            engine=args.engine,
+            model=args.model,
+            device=args.device,
+            workers=args.workers,
+            batch_size=args.batch_size,
+            address=args.address,
+            flush_every=args.flush_every,
+            progress=_progress(args),
+        )
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to go on", file=sys.stderr)
+        return 130
+    return 0 if summary.errors == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
 
@@ -312,6 +334,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(func=cmd_explain)
+    s = sub.add_parser(
+        "scan", help="score many images in parallel workers into a Parquet/CSV table (resumable)"
+    )
+    s.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="files, folders, globs, zip/tar archives, file:// or other fsspec URLs",
+    )
+    common(s)
+    s.add_argument("--output", required=True, help="results.parquet or results.csv")
+    s.add_argument("--engine", choices=["local", "ray"], default="local")
+    s.add_argument("--workers", type=int, help="worker processes / Ray actors (default: cores)")
+    s.add_argument("--batch-size", type=int, default=64, help="images per worker batch")
+    s.add_argument("--address", help="Ray cluster to join (default: start a local Ray)")
+    s.add_argument(
+        "--flush-every",
+        type=int,
+        default=1000,
+        help="rows per part file: the most a kill can lose",
+    )
+    s.set_defaults(func=cmd_scan)
     return p
 
 
