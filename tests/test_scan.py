@@ -62,6 +62,12 @@ def predict_csv(model: Path, paths: list[str], out: Path) -> dict[str, dict]:
     return {r["path"]: r for r in read_rows(out)}
 
 
+def _env() -> dict[str, str]:
+    """For a `python -m fakescope` child: this checkout's source first."""
+    pythonpath = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": pythonpath}
+
+
 def _member_of(path: str) -> str:
     return path.split("://", 1)[1].split("::", 1)[0]
 
@@ -183,8 +189,7 @@ def test_local_engine_equals_predict_and_resumes(tiny_model, folder, archives, t
 @pytest.mark.slow
 def test_sigkill_mid_scan_loses_nothing_written(tiny_model, folder, tmp_path):
     out = tmp_path / "scan.parquet"
-    pythonpath = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": pythonpath}
+    env = _env()
     cmd = [sys.executable, "-m", "fakescope", "scan", str(folder), "--output", str(out), "-q"]
     cmd += ["--model", str(tiny_model), "--workers", "1", "--batch-size", "2", "--flush-every", "2"]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
@@ -256,3 +261,15 @@ def test_ray_engine_equals_predict(ray_local, tiny_model, folder, archives, tmp_
         f"0 scored (0 fake, 0 real), 0 not scored, {len(rows)} already" in capsys.readouterr().err
     )
     assert time.perf_counter() - t0 < 30 and read_rows(out) == rows
+
+    # another driver joins this running instance with --address, and leaves it running
+    address = ray_local.get_runtime_context().gcs_address
+    out2 = tmp_path / "zip.csv"
+    cmd = [sys.executable, "-m", "fakescope", "scan", str(zip_path), "--engine", "ray"]
+    cmd += ["--address", address, "--output", str(out2), "--model", str(tiny_model), "-q"]
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert [(x["path"], float(x["prob_fake"])) for x in read_rows(out2)] == [
+        (x["path"], x["prob_fake"]) for x in members
+    ]
+    assert ray_local.is_initialized() and ray_local.cluster_resources().get("CPU") == 2

@@ -255,10 +255,10 @@ def run_ray(
         raise missing_extra("ray[data]", "ray") from None
     started = False
     if not ray.is_initialized():
-        kw: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
-        if address:
-            kw["address"] = address
-        ray.init(**kw)
+        if address:  # join a running cluster: its resources are its own
+            ray.init(address=address, logging_level="WARNING")
+        else:
+            ray.init(include_dashboard=False, logging_level="WARNING")
         started = True
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
