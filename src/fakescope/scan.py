@@ -95,8 +95,10 @@ def fsspec_refs(url: str) -> Iterator[Ref | Missing]:
             return
     except (OSError, ValueError) as e:
         raise FakescopeError(f"cannot list {url}: {e}") from None
+    base = root.rstrip("/") + "/"
     for p in found:
-        if not any(part.startswith(".") for part in p.split("/")[len(root.split("/")) - 1 :]):
+        rel = p[len(base) :] if p.startswith(base) else p.rsplit("/", 1)[-1]
+        if not any(part.startswith(".") for part in rel.split("/")):
             u = fs.unstrip_protocol(p)
             yield {"path": u, "src": u, "member": ""}
 
@@ -177,6 +179,9 @@ _worker: Scorer | None = None
 
 
 def _init_local_worker(model, device, batch_size, threads: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     # before torch is imported: each worker uses its share of the cores, not all of them
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     global _worker
@@ -246,8 +251,9 @@ def run_ray(
     refs: list[Ref], model, device, workers: int | None, batch_size: int, address: str | None
 ):
     """Rows in input order from Ray Data: the references as a dataset, `map_batches` through
-    `workers` RayScorer actors. Starts a local Ray instance unless one is running or `address`
-    names a cluster to join; shuts down only what it started."""
+    `workers` RayScorer actors (one CPU each; at most the cluster's CPUs; default all of them).
+    Starts a local Ray instance unless one is running or `address` names a cluster to join;
+    shuts down only what it started."""
     try:
         import ray
         import ray.data
@@ -409,6 +415,8 @@ class Sink:
         self.flush()
         parts = self.part_files()
         if not parts and self.output.exists():
+            if self.parts.is_dir():
+                self.parts.rmdir()  # left empty by a run killed before its first part
             return
         sources = ([self.output] if self.output.exists() else []) + parts
         self._write(self.output, (rows for f in sources for rows in self._read(f)))
