@@ -64,6 +64,29 @@ def test_rank_shards_make_up_the_single_process_batches():
     assert [len(a) for a in r0] == [len(b) for b in r1] == [4, 4, 2]
 
 
+def test_crop_recipe_draws_a_distinct_stream_per_rank():
+    """The crop recipe's numpy stream is seeded by (seed, epoch, rank): two ranks given the
+    same images crop them differently (with one shared stream they would repeat each other)."""
+    cfg = TrainConfig(crop=16, image_size=32, batch_size=8, amp="off", translate=0, flip=False)
+    img = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    x = np.stack([img] * 16)  # every image the same: only the random stream tells them apart
+    y = torch.arange(16, dtype=torch.float32) % 2
+
+    def seen(d: Dist) -> list[torch.Tensor]:
+        model = Recorder()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        gen = torch.Generator().manual_seed(3)
+        training.train_one_epoch(
+            model, opt, None, x, y, gen, cfg, torch.device("cpu"), False, "", 0, d
+        )
+        return model.seen
+
+    r0, r1, r0_again = seen(Dist(2, 0, 0)), seen(Dist(2, 1, 1)), seen(Dist(2, 0, 0))
+    assert [a.shape for a in r0] == [(4, 3, 16, 16)] * 2
+    assert all(torch.equal(a, b) for a, b in zip(r0, r0_again, strict=True))  # seeded
+    assert not any(torch.equal(a, b) for a, b in zip(r0, r1, strict=True))
+
+
 def test_batch_size_must_divide_among_processes(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "current", lambda: Dist(2, 0, 0))
     cfg = TrainConfig(arch="resnet10t", epochs=1, batch_size=5, device="cpu")
