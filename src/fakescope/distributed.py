@@ -95,8 +95,11 @@ def process_group(device: str) -> Iterator[Dist]:
                 "start at most that many processes per node (--nproc-per-node)"
             )
         torch.cuda.set_device(local)
-    backend = "nccl" if dev.type == "cuda" else "gloo"
-    dist.init_process_group(backend, timeout=TIMEOUT)
+    if dev.type == "cuda":
+        gpu = torch.device("cuda", local)
+        dist.init_process_group("nccl", timeout=TIMEOUT, device_id=gpu)
+    else:
+        dist.init_process_group("gloo", timeout=TIMEOUT)
     if dist.get_rank() != 0:
         # Only rank 0 speaks: the other ranks' stdout (the CLI's summary) goes nowhere, as in
         # torchvision's setup_for_distributed; their errors still reach stderr.
@@ -122,11 +125,12 @@ def local_main_first(d: Dist) -> Iterator[None]:
     then the other ranks run it (reading that cache)."""
     import torch.distributed as dist
 
+    kw = {"device_ids": [d.local_rank]} if d.active and dist.get_backend() == "nccl" else {}
     if d.active and d.local_rank != 0:
-        dist.barrier()
+        dist.barrier(**kw)
     yield
     if d.active and d.local_rank == 0:
-        dist.barrier()
+        dist.barrier(**kw)
 
 
 def all_reduce_sum(values: list[float], device) -> list[float]:
