@@ -166,6 +166,9 @@ class Scorer:
             except (OSError, KeyError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
                 failed[i] = f"cannot read file: {getattr(e, 'strerror', None) or e}"
                 images.append(None)
+            except MemoryError:
+                failed[i] = "out of memory reading this file"
+                images.append(None)
         ok = [img for i, img in enumerate(images) if i not in failed]
         scored = iter(self.det.iter_predict(ok, batch_size=self.batch_size))
         rows = []
