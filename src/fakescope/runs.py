@@ -3,6 +3,10 @@
 Run folder: `config.json` (model + resolved training config + metrics), `model.safetensors`,
 `checkpoint.safetensors` (for --resume), `data.json` (where the data came from), `history.csv`,
 `training_curve.png`, `metrics.json` (validation, and test when a test set is known).
+
+Under `torchrun` every process runs `train_run`; rank 0 alone logs and writes the run folder,
+and it decodes the data first so the other ranks on its node read the cache
+(`fakescope.distributed`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from fakescope.data import (
 )
 from fakescope.data.splits import split_two
 from fakescope.detector import Detector, model_config, save_model
+from fakescope.distributed import Dist, broadcast_object, env_rank, local_main_first, process_group
 from fakescope.errors import FakescopeError
 from fakescope.fileio import ensure_writable_dir, write_bytes, write_json, write_text
 from fakescope.metrics import compute_metrics
@@ -54,7 +59,9 @@ class DataArgs:
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """A progress line on stderr (from rank 0 only under torchrun)."""
+    if env_rank() == 0:
+        print(msg, file=sys.stderr, flush=True)
 
 
 def load_train_data(
@@ -143,18 +150,28 @@ def train_run(
     progress: bool = True,
     on_epoch=None,
 ) -> dict[str, Any]:
-    """Train into run folder `out`; returns the metrics written to metrics.json."""
-    ensure_writable_dir(out)
+    """Train into run folder `out`; returns the metrics written to metrics.json (on every rank
+    under torchrun)."""
+    if env_rank() == 0:
+        ensure_writable_dir(out)
     resolve_device(cfg.device)  # fail on a bad --device before decoding anything
-    if not resume:
+    with process_group(cfg.device) as d:
+        return _train_run(cfg, data, out, d, resume, progress and d.main, on_epoch)
+
+
+def _train_run(
+    cfg: TrainConfig, data: DataArgs, out: Path, d: Dist, resume: bool, progress: bool, on_epoch
+) -> dict[str, Any]:
+    if d.main and not resume:
         write_json(out / "data.json", asdict(data))
-    train, val, test, heldout = load_train_data(cfg, data, progress)
+    with local_main_first(d):
+        train, val, test, heldout = load_train_data(cfg, data, progress)
     log(
         f"split ({cfg.protocol}): train {len(train)}, val {len(val)}"
         + (f", test {len(test)}" if test is not None else "")
         + (f", held out for calibration {len(heldout)}" if heldout is not None else "")
     )
-    if heldout is not None and not resume:
+    if heldout is not None and not resume and d.main:
         split = "all" if cfg.protocol == "reference" else data.split
         n = export_heldout(data, split, heldout.names, out / "heldout")
         log(
@@ -173,6 +190,8 @@ def train_run(
         log=log,
         on_epoch=on_epoch,
     )
+    if not d.main:
+        return broadcast_object(None, d)
 
     # Final metrics go through the same Detector that users get (one scoring path).
     det = Detector(model, model_config(cfg.to_dict()), resolve_device(cfg.device))
@@ -196,7 +215,7 @@ def train_run(
     from fakescope.plots import training_curve
 
     training_curve(state.history, out / "training_curve.png")
-    return metrics
+    return broadcast_object(metrics, d)
 
 
 def resume_args(run_dir: Path) -> tuple[TrainConfig, DataArgs]:

@@ -8,6 +8,12 @@ Checkpoint (`checkpoint.safetensors`, rewritten atomically after every epoch): m
 optimizer tensors and RNG states as tensors; epoch, history, early-stopping state, scheduler and
 the rest of the optimizer state as JSON in the safetensors metadata. One file, so a kill can never
 leave a checkpoint whose parts disagree, and nothing is unpickled on resume.
+
+Under `torchrun` the same loop runs data-parallel (DistributedDataParallel; the rules are in
+`fakescope.distributed`): every rank draws the same permutation and takes its slice of each
+global batch, epoch loss / accuracy and validation are summed over ranks, rank 0's row decides
+early stopping for all, and only rank 0 logs and writes the checkpoint. With one process every
+step is the single-process loop, bit for bit.
 """
 
 from __future__ import annotations
@@ -26,6 +32,15 @@ from torch import nn
 from tqdm import tqdm
 
 from fakescope.config import TrainConfig
+from fakescope.distributed import (
+    Dist,
+    all_reduce_sum,
+    broadcast_buffers,
+    broadcast_object,
+    check_in_sync,
+    current,
+    device_for,
+)
 from fakescope.errors import FakescopeError
 from fakescope.fileio import atomic_path
 from fakescope.models import (
@@ -52,16 +67,24 @@ class TrainState:
     train_seconds: float = 0.0
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    cfg: TrainConfig,
+    n_drawn: int | None = None,
+    part: slice = slice(None),
+) -> torch.Tensor:
     """Random flips and shifts for a float N×3×H×W batch; random numbers come from `gen`
-    (on the CPU, so a seeded run is identical on any device)."""
+    (on the CPU, so a seeded run is identical on any device). Under DDP they are drawn for the
+    whole global batch (`n_drawn` images) and this rank's `part` of them is used."""
     n, _, h, w = x.shape
+    n_drawn = n if n_drawn is None else n_drawn
     if cfg.flip:
-        mask = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+        mask = (torch.rand(n_drawn, generator=gen) < 0.5)[part].to(x.device)
         x = torch.where(mask.view(n, 1, 1, 1), x.flip(3), x)
     t = cfg.translate
     if t > 0:
-        shift = torch.randint(0, 2 * t + 1, (n, 2), generator=gen).to(x.device)
+        shift = torch.randint(0, 2 * t + 1, (n_drawn, 2), generator=gen)[part].to(x.device)
         padded = nn.functional.pad(x, (t, t, t, t), mode="reflect")
         rows = (torch.arange(h, device=x.device).view(1, h) + shift[:, :1]).view(n, h, 1)
         cols = (torch.arange(w, device=x.device).view(1, w) + shift[:, 1:]).view(n, 1, w)
@@ -104,16 +127,49 @@ def crop_batch(x: np.ndarray, idx: torch.Tensor, rng: np.random.Generator, cfg) 
     return torch.from_numpy(augment_batch(x[idx.numpy()], cfg.crop, rng, aug))
 
 
+def epoch_order(n: int, gen: torch.Generator, d: Dist) -> torch.Tensor:
+    """The epoch's seeded permutation (the same on every rank), its tail cut to a multiple of
+    the world size so every rank gets as many images (a no-op for one process)."""
+    order = torch.randperm(n, generator=gen)
+    return order[: n - n % d.world]
+
+
+def rank_part(n: int, d: Dist) -> slice:
+    """This rank's contiguous share of a global batch of `n` (a multiple of the world size)."""
+    per = n // d.world
+    return slice(d.rank * per, (d.rank + 1) * per)
+
+
+def steps_per_epoch(n: int, cfg: TrainConfig, d: Dist) -> int:
+    return (n - n % d.world + cfg.batch_size - 1) // cfg.batch_size
+
+
 def train_one_epoch(
-    model, opt, sched, x, y: torch.Tensor, gen, cfg, device, progress: bool, desc: str, epoch=0
+    model,
+    opt,
+    sched,
+    x,
+    y: torch.Tensor,
+    gen,
+    cfg,
+    device,
+    progress: bool,
+    desc: str,
+    epoch=0,
+    d: Dist | None = None,
 ) -> dict[str, float]:
     """One pass over the training set in a seeded random order; returns mean loss and accuracy.
     `x` is uint8 N×H×W×3: a tensor on the device (thumbnail recipe) or a numpy array on the CPU
-    (crop recipe, augmented per image with a numpy RNG seeded by (seed, epoch): resumable)."""
+    (crop recipe, augmented per image with a numpy RNG seeded by (seed, epoch), and by rank under
+    DDP: resumable). Under DDP each rank trains on its part of every global batch and the
+    returned loss and accuracy are over all ranks."""
+    d = d or Dist()
     model.train()
-    rng = np.random.default_rng([cfg.seed, epoch])
-    order = torch.randperm(len(y), generator=gen)
-    n_batches = (len(y) + cfg.batch_size - 1) // cfg.batch_size
+    rng = np.random.default_rng([cfg.seed, epoch, d.rank] if d.active else [cfg.seed, epoch])
+    order = epoch_order(len(y), gen, d)
+    n_total = len(order)
+    n_batches = (n_total + cfg.batch_size - 1) // cfg.batch_size
+    seen = 0
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     bar = tqdm(
@@ -125,12 +181,14 @@ def train_one_epoch(
         leave=False,
     )
     for b in bar:
-        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        part = rank_part(len(batch), d)
+        idx = batch[part]
         if cfg.crop:
             xb = to_input(crop_batch(x, idx, rng, cfg).to(device), cfg.channels_last)
         else:
             idx = idx.to(device)
-            xb = augment(to_input(x[idx], False), gen, cfg)
+            xb = augment(to_input(x[idx], False), gen, cfg, len(batch), part)
         yb = y[idx.to(device)]
         target = yb * (1 - cfg.label_smoothing) + cfg.label_smoothing / 2
         with autocast(device, cfg.amp):
@@ -143,21 +201,25 @@ def train_one_epoch(
             sched.step()
         loss_sum += loss.detach() * len(idx)
         correct += ((logits.detach() > 0) == (yb > 0.5)).sum()
+        seen += len(idx)
         if progress and (b % 20 == 0 or b == n_batches - 1):
-            seen = min((b + 1) * cfg.batch_size, len(y))
             bar.set_postfix(
                 loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}"
             )
-    return {"train_loss": loss_sum.item() / len(y), "train_acc": correct.item() / len(y)}
+    loss_total, correct_total = all_reduce_sum([loss_sum.item(), correct.item()], device)
+    return {"train_loss": loss_total / n_total, "train_acc": correct_total / n_total}
 
 
 def validate(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, device) -> dict[str, float]:
     """Validation loss (no TTA: the early-stopping signal) and accuracy at threshold 0.5; for
     the crop recipe on each image's centre crop (a cheap proxy; final metrics tile whole images
-    through the Detector)."""
+    through the Detector). Under DDP each rank scores a contiguous shard; sums are reduced."""
     if cfg.crop:
         top = (x.shape[1] - cfg.crop) // 2
         x = np.ascontiguousarray(x[:, top : top + cfg.crop, top : top + cfg.crop])
+    d = current()
+    if d.active:
+        return _validate_shard(model, x, y, cfg, device, d)
     logits = batched_logits(
         model, x, device, cfg.eval_batch_size, "none", cfg.amp, cfg.channels_last
     )
@@ -165,6 +227,20 @@ def validate(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, device) -> d
     loss = nn.functional.binary_cross_entropy_with_logits(logits, target).item()
     acc = ((logits > 0).long() == torch.as_tensor(y)).float().mean().item()
     return {"val_loss": loss, "val_acc": acc}
+
+
+def _validate_shard(model, x: np.ndarray, y: np.ndarray, cfg, device, d: Dist) -> dict:
+    lo, hi = len(x) * d.rank // d.world, len(x) * (d.rank + 1) // d.world
+    logits = batched_logits(
+        model, x[lo:hi], device, cfg.eval_batch_size, "none", cfg.amp, cfg.channels_last
+    )
+    target = torch.as_tensor(y[lo:hi])
+    loss = nn.functional.binary_cross_entropy_with_logits(
+        logits, target.float(), reduction="sum"
+    ).item()
+    correct = ((logits > 0).long() == target).sum().item()
+    loss_sum, correct_sum = all_reduce_sum([loss, correct], device)
+    return {"val_loss": loss_sum / len(x), "val_acc": correct_sum / len(x)}
 
 
 # ---- checkpoints --------------------------------------------------------------------------
@@ -175,7 +251,15 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(
-    path: Path, model, best: dict, opt, sched, gen, state: TrainState, cfg: TrainConfig
+    path: Path,
+    model,
+    best: dict,
+    opt,
+    sched,
+    gen,
+    state: TrainState,
+    cfg: TrainConfig,
+    steps: int | None = None,
 ) -> None:
     tensors: dict[str, torch.Tensor] = {}
     tensors.update({f"model.{k}": v for k, v in _cpu_state(model).items()})
@@ -198,12 +282,18 @@ def save_checkpoint(
         "optim_other": opt_meta,
         "scheduler": sched.state_dict() if sched is not None else None,
         "config": cfg.to_dict(),
+        "steps_per_epoch": steps,
     }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"fakescope": json.dumps(meta)})
 
 
-def load_checkpoint(path: Path, model, opt, sched, gen) -> tuple[TrainState, dict]:
+def load_checkpoint(
+    path: Path, model, opt, sched, gen, steps: int | None = None
+) -> tuple[TrainState, dict]:
+    """Restore a checkpoint into model, optimizer, scheduler and generator. `steps`: this run's
+    steps per epoch, which must be the checkpoint's (a schedule cannot change length midway;
+    under torchrun it depends on the number of processes)."""
     try:
         from safetensors import safe_open
 
@@ -212,6 +302,12 @@ def load_checkpoint(path: Path, model, opt, sched, gen) -> tuple[TrainState, dic
             meta = json.loads(f.metadata()["fakescope"])
     except Exception as e:  # noqa: BLE001 - any failure to parse is one clear message
         raise FakescopeError(f"cannot read checkpoint {path}: {e}") from None
+    saved = meta.get("steps_per_epoch")
+    if steps is not None and saved is not None and saved != steps:
+        raise FakescopeError(
+            f"{path} was trained with {saved} steps per epoch, this run would take {steps}: "
+            "resume with the number of processes it was started with"
+        )
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
     opt_state: dict[int, dict[str, Any]] = {}
@@ -262,8 +358,18 @@ def fit(
     on_epoch=None,
 ) -> tuple[nn.Module, TrainState]:
     """Train, checkpointing every epoch into `run_dir`; returns the model with the weights the
-    run ends on (the best validation loss when early stopping is on, else the last epoch)."""
-    device = resolve_device(cfg.device)
+    run ends on (the best validation loss when early stopping is on, else the last epoch).
+    Inside a torchrun process group this is one rank of a data-parallel run (see the module
+    docstring); only rank 0 logs and writes."""
+    d = current()
+    device = device_for(resolve_device(cfg.device), d)
+    if cfg.batch_size % d.world:
+        raise FakescopeError(
+            f"batch size {cfg.batch_size} (the global batch) must be a multiple of the "
+            f"{d.world} processes"
+        )
+    if not d.main:
+        log, progress = (lambda _msg: None), False
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     if device.type == "cuda":
@@ -297,28 +403,37 @@ def fit(
     # uint8 stays uint8: 4× less memory than float; crops are cut on the CPU
     x = x_train if cfg.crop else torch.from_numpy(x_train).to(device)
     y = torch.from_numpy(y_train.astype(np.float32)).to(device)
-    steps = (len(y_train) + cfg.batch_size - 1) // cfg.batch_size
+    steps = steps_per_epoch(len(y_train), cfg, d)
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg, steps)
     state, best = TrainState(), _cpu_state(model)
     ckpt = run_dir / CHECKPOINT
     if resume:
-        state, best = load_checkpoint(ckpt, model, opt, sched, gen)
+        state, best = load_checkpoint(ckpt, model, opt, sched, gen, steps)
         log(f"resumed from {ckpt} after epoch {state.epoch}")
+    net = model
+    if d.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=ids)
+        log(f"data-parallel over {d.world} processes: {cfg.batch_size // d.world} images each")
 
     while state.epoch < cfg.epochs and not state.stopped_early:
         t0 = time.perf_counter()
         desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
         row = train_one_epoch(
-            model, opt, sched, x, y, gen, cfg, device, progress, desc, state.epoch
+            net, opt, sched, x, y, gen, cfg, device, progress, desc, state.epoch, d
         )
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
+        broadcast_buffers(model, d)
         row.update(validate(model, x_val, y_val, cfg, device))
         state.epoch += 1
         state.train_seconds += seconds
         row = {"epoch": state.epoch, **row, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
+        row = broadcast_object(row, d)  # rank 0's row decides early stopping for every rank
         state.history.append(row)
         if row["val_loss"] < state.best_val_loss:
             state.best_val_loss, state.best_epoch, state.bad_epochs = (
@@ -335,10 +450,12 @@ def fit(
             f"epoch {state.epoch:3d}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
             f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {seconds:.1f}s"
         )
-        save_checkpoint(ckpt, model, best, opt, sched, gen, state, cfg)
+        if d.main:
+            save_checkpoint(ckpt, model, best, opt, sched, gen, state, cfg, steps)
         if on_epoch is not None:
             on_epoch(state.epoch, row, model)  # pruning, benchmarks; may raise to stop
 
+    check_in_sync(model, d, device)
     if cfg.patience:
         model.load_state_dict(best)  # early stopping restores the best weights
         if state.stopped_early:
