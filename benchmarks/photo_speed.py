@@ -60,9 +60,9 @@ def make_photos(shared: Path, folder: Path, size: tuple[int, int], n: int) -> No
 
     tar = shared / "aivsreal256" / "aivsreal256-validation.tar"
     with tarfile.open(tar) as tf:
-        members = [
-            m for m in tf if m.isfile() and "/real/" in m.name and m.name.endswith(".jpg")
-        ][:n]
+        members = [m for m in tf if m.isfile() and "/real/" in m.name and m.name.endswith(".jpg")][
+            :n
+        ]
         for i, m in enumerate(members):
             img = Image.open(io.BytesIO(tf.extractfile(m).read())).convert("RGB")
             img.resize(size, Image.Resampling.LANCZOS).save(folder / f"{i:04d}.jpg", quality=92)
