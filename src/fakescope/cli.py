@@ -1,4 +1,4 @@
-"""`fakescope` command line: train, evaluate, predict, models, tune, explain.
+"""`fakescope` command line: train, evaluate, predict, models, tune, explain, export.
 
 User errors (bad paths, options, files) end in one `error:` line and exit status 2; a predict run
 where some files could not be scored exits 1; Ctrl-C exits 130 after the last checkpoint.
@@ -22,6 +22,23 @@ def _subset(value: str) -> float:
     if v <= 0:
         raise argparse.ArgumentTypeError("must be positive")
     return v
+
+
+def add_backend_arg(p: argparse.ArgumentParser) -> None:
+    """`--backend` for every command that loads a Detector (shared by predict, evaluate, serve,
+    inspect, scan, ...); pass `args.backend` to `Detector.load`."""
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="network runtime: onnx (ONNX Runtime on the CPU, no PyTorch needed), torch, or "
+        "auto (onnx when the model folder has model.onnx and onnxruntime is installed, unless "
+        "a GPU is asked for or present; else torch)",
+    )
+
+
+# Modules only the `torch` extra installs: a command that needs one says so in one line.
+TORCH_EXTRA = {"torch", "torchvision", "safetensors", "sklearn", "matplotlib"}
 
 
 def _progress(args) -> bool:
@@ -133,7 +150,7 @@ def cmd_evaluate(args) -> int:
     from fakescope.evaluate import evaluate
     from fakescope.metrics import format_table
 
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, backend=args.backend)
     m = evaluate(
         det,
         args.data,
@@ -154,7 +171,7 @@ def cmd_predict(args) -> int:
     from fakescope.detector import Detector
     from fakescope.predict import run_predict
 
-    det = Detector.load(args.model, device=args.device)
+    det = Detector.load(args.model, device=args.device, backend=args.backend)
     try:
         with contextlib.ExitStack() as stack:
             out = sys.stdout
@@ -226,6 +243,18 @@ def cmd_explain(args) -> int:
     return run_explain(args)
 
 
+def cmd_export(args) -> int:
+    from fakescope.export import export_onnx
+
+    r = export_onnx(args.model, args.out, opset=args.opset, exporter=args.exporter)
+    where = " (recorded in the model's config.json)" if r["recorded_in_config"] else ""
+    print(
+        f"written: {r['path']}{where}\nopset {r['opset']}, sha256 {r['sha256']}, "
+        f"max |logit - torch| {r['max_abs_logit_diff_vs_torch']:.1e} on random inputs"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
 
@@ -273,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="output folder")
     e.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
     e.add_argument("--seed", type=int, default=0)
+    add_backend_arg(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="score images: files, folders, globs")
@@ -281,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table")
     r.add_argument("--output", help="write rows here instead of stdout")
     r.add_argument("--batch-size", type=int, default=256)
+    add_backend_arg(r)
     r.set_defaults(func=cmd_predict)
 
     m = sub.add_parser("models", help="list shipped models (name first, default marked)")
@@ -312,6 +343,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(func=cmd_explain)
+
+    o = sub.add_parser("export", help="export a model's network (ONNX) for the torch-free backend")
+    o.add_argument("--format", choices=["onnx"], default="onnx")
+    o.add_argument(
+        "--model", help="shipped model name or run folder (default: the shipped CIFAKE model)"
+    )
+    o.add_argument(
+        "--out",
+        help="output file (default: model.onnx in the model's folder, which records it in the "
+        "folder's config.json so --backend onnx can use it)",
+    )
+    o.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    o.add_argument(
+        "--exporter",
+        choices=["dynamo", "torchscript"],
+        default="dynamo",
+        help="torch.onnx exporter (default dynamo)",
+    )
+    o.set_defaults(func=cmd_export)
     return p
 
 
@@ -321,6 +371,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FakescopeError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in TORCH_EXTRA:
+            raise
+        print(
+            f"error: this needs PyTorch and its tools ({e.name} is not installed): "
+            "pip install 'fakescope[torch]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(

@@ -145,13 +145,22 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
+BACKENDS = ("auto", "torch", "onnx")
+ONNX_FILE = "model.onnx"
+
+
 def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device: str):
     try:
+        import safetensors  # noqa: F401 - load_classifier imports it lazily
+
         from fakescope.backends.torch_runner import TorchRunner
         from fakescope.models import load_classifier, resolve_device
-    except ImportError:
+    except ImportError as e:
+        if e.name not in ("torch", "torchvision", "safetensors"):
+            raise
         raise FakescopeError(
-            "this needs PyTorch: pip install 'fakescope[torch]' (or another backend)"
+            f"this needs PyTorch ({e.name} is not installed): pip install 'fakescope[torch]'"
+            + (" (or --backend onnx: this model has model.onnx)" if _has_onnx(path) else "")
         ) from None
     wfile = path / WEIGHTS
     if not wfile.is_file():
@@ -163,6 +172,66 @@ def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device
         )
     dev = resolve_device(device)
     return TorchRunner(load_classifier(wfile, config).to(dev), dev)
+
+
+def _has_onnx(path: Path) -> bool:
+    return (path / ONNX_FILE).is_file()
+
+
+def _load_onnx_runner(path: Path, config: dict[str, Any], device: str):
+    """ONNX Runtime on the CPU for a folder's `model.onnx`, checked against its config: the
+    file's SHA-256 (`onnx_sha256`) and the weights it was exported from."""
+    if device not in ("auto", "cpu"):
+        raise FakescopeError(
+            f"the ONNX backend runs on the CPU; for --device {device} use --backend torch"
+        )
+    ofile = path / ONNX_FILE
+    if not ofile.is_file():
+        raise FakescopeError(
+            f"{path} has no {ONNX_FILE}: make it with fakescope export --format onnx "
+            f"--model {path} (needs the torch extra), or use --backend torch"
+        )
+    expected = config.get("onnx_sha256")
+    if expected is None:
+        raise FakescopeError(f"{CONFIG} in {path} does not record {ONNX_FILE}: export it again")
+    if sha256_file(ofile) != expected:
+        raise FakescopeError(
+            f"{ofile}: SHA-256 does not match {CONFIG} (corrupt or replaced ONNX file)"
+        )
+    made_from = (config.get("onnx") or {}).get("from_weights_sha256")
+    if config.get("weights_sha256") and made_from != config["weights_sha256"]:
+        raise FakescopeError(
+            f"{ofile} was exported from other weights than {WEIGHTS}: export it again"
+        )
+    from fakescope.backends.onnx_runner import OnnxRunner
+
+    return OnnxRunner(ofile)
+
+
+def _gpu_present() -> bool:
+    """An NVIDIA GPU is visible (without importing torch, which alone costs seconds)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def pick_backend(path: Path, backend: str, device: str) -> str:
+    """`auto`: ONNX Runtime on the CPU when the folder has `model.onnx` and onnxruntime is
+    installed (faster than PyTorch eager on the CPU and no torch import, see BENCHMARKS.md),
+    else PyTorch; PyTorch when a GPU is asked for (`--device cuda`), or visible with
+    `--device auto` and torch installed."""
+    import importlib.util
+
+    if backend not in BACKENDS:
+        raise FakescopeError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
+    if backend != "auto":
+        return backend
+    if device not in ("auto", "cpu"):
+        return "torch"
+    if not _has_onnx(path) or importlib.util.find_spec("onnxruntime") is None:
+        return "torch"
+    if device == "auto" and _gpu_present() and importlib.util.find_spec("torch") is not None:
+        return "torch"
+    return "onnx"
 
 
 class Detector:
@@ -190,7 +259,8 @@ class Detector:
 
             runner = TorchRunner(model, device)
         self.runner = runner
-        self.model = getattr(runner, "model", None)  # the torch module, for Grad-CAM
+        self._model = getattr(runner, "model", None)  # the torch module, for Grad-CAM
+        self._torch_loader = None  # set by `load` when scoring runs on another backend
         self.device = getattr(runner, "device", None)
         self.batch_size = getattr(runner, "batch_size", 64)
         if routes:
@@ -231,10 +301,20 @@ class Detector:
             if not routes or routes[-1][0] is not None:
                 raise FakescopeError(f"{path / CONFIG}: the last route must take every size")
             return cls(config=config, name=name, routes=routes)
-        if backend not in ("auto", "torch"):
-            raise FakescopeError(f"unknown backend {backend!r} (auto or torch)")
+        if pick_backend(path, backend, device) == "onnx":
+            det = cls(config=config, name=name, runner=_load_onnx_runner(path, config, device))
+            det._torch_loader = lambda: _load_torch_runner(path, config, shipped, device)
+            return det
         runner = _load_torch_runner(path, config, shipped, device)
         return cls(config=config, name=name, runner=runner)
+
+    @property
+    def model(self):
+        """The PyTorch module (Grad-CAM needs one). When scoring runs on ONNX Runtime it is
+        loaded from the same folder on first use (needs the torch extra)."""
+        if self._model is None and self._torch_loader is not None:
+            self._model = self._torch_loader().model
+        return self._model
 
     def __repr__(self) -> str:
         if self.routes:
@@ -438,7 +518,7 @@ class Detector:
         member = self.member_for(img.size)
         if member.model is None:
             raise FakescopeError(
-                "explanations need the PyTorch backend (pip install fakescope[torch])"
+                "explanations need the PyTorch backend: pip install 'fakescope[torch]'"
             )
         return explain_image(member, img, method)
 
