@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from fakescope.detector import DEFAULT_MODEL, Detector, model_config, save_model
 from fakescope.errors import FakescopeError
 from fakescope.export import export_onnx
 from fakescope.models import build_model
-from tests.conftest import CIFAKE_TEST, SHARED
+from tests.conftest import CIFAKE_TEST, SHARED, make_image_tree
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -29,15 +30,18 @@ DATASETS = {
 }
 
 
-def shared_images(name: str, n: int = 200) -> list[bytes]:
-    """`n` real files (stratified, half of each class) of a shared data set, as raw bytes."""
+def shared_images(name: str, n: int = 200, labels: bool = False):
+    """`n` real files (stratified, half of each class) of a shared data set, as raw bytes
+    (and their labels)."""
     from fakescope.data import list_labelled
 
     paths, split = DATASETS[name]
     if not all(p.exists() for p in paths):
         pytest.skip(f"needs {paths[0]} (shared data not present here)")
     files = list_labelled(paths, split=split, subset=n, seed=0)
-    return [raw for _, raw in files.iter_bytes()]
+    items = list(files.iter_bytes())
+    raws = [raw for _, raw in items]
+    return (raws, np.array([files.labels[i] for i, _ in items])) if labels else raws
 
 
 def probs(det: Detector, images) -> np.ndarray:
@@ -70,7 +74,7 @@ def tiled_onnx_model(tmp_path_factory):
     cfg = {"arch": "resnet10t", "image_size": 64, "crop": 32, "tiles": {"budget": 12}}
     torch.manual_seed(0)
     save_model(d, spread_fc(build_model("resnet10t"), std=20.0), model_config(cfg))
-    export_onnx(str(d))
+    export_onnx(str(d))  # the default (dynamo) exporter
     return d
 
 
@@ -95,6 +99,50 @@ def test_shipped_onnx_file_is_recorded_small_and_dynamic():
     assert det.runner.name == "onnx" and "torch" not in repr(det)
     for n in (1, 3, 70):  # dynamic batch, and more than one runner batch
         assert det.logits_arrays(np.zeros((n, 32, 32, 3), np.uint8)).shape == (n,)
+
+
+def test_shipped_int8_graph_is_the_default_cpu_path_and_agrees():
+    folder = detector_mod.WEIGHTS_DIR / DEFAULT_MODEL
+    f = folder / "model.int8.onnx"
+    cfg = json.loads((folder / "config.json").read_text())
+    assert f.stat().st_size <= 25 * 1024 * 1024
+    assert cfg["onnx_int8_sha256"] == detector_mod.sha256_file(f)
+    q = cfg["onnx_int8"]["quantization"]
+    assert q["calibration_data"] == ["cifake-train.tar.xz"]  # training images, not test
+    assert q["verdict_agreement_with_fp32"] >= 0.99
+    det = Detector.load(device="cpu")  # auto
+    assert det.runner.name == "onnx" and det.runner.path.name == "model.int8.onnx"
+    assert Detector.load(device="cpu", backend="onnx").runner.path.name == "model.onnx"
+
+
+@pytest.mark.slow
+def test_int8_keeps_accuracy_on_200_cifake_test_images():
+    images, y = shared_images("cifake-test", labels=True)
+    p_fp32 = probs(Detector.load(backend="onnx"), images)
+    p_int8 = probs(Detector.load(backend="onnx-int8"), images)
+    acc_fp32, acc_int8 = ((p_fp32 >= 0.5) == y).mean(), ((p_int8 >= 0.5) == y).mean()
+    assert acc_int8 >= acc_fp32 - 0.01 and acc_int8 >= 0.95
+    assert np.abs(p_fp32 - p_int8).max() < 0.2  # close, not equal: int8 moves scores a little
+
+
+def test_int8_export_with_calibration_data(exported_copy, tmp_path):
+    data = make_image_tree(tmp_path / "calib", {"train/real": 12, "train/fake": 12})
+    with pytest.raises(FakescopeError, match="needs --calibration-data"):
+        export_onnx(str(exported_copy), int8=True)
+    r = export_onnx(
+        str(exported_copy),
+        exporter="torchscript",
+        int8=True,
+        calibration_data=[str(data)],
+        calibration_n=20,
+    )
+    assert r["recorded_in_config"] and r["file"] == "model.int8.onnx"
+    assert r["quantization"]["calibration_images"] == 20
+    det = Detector.load(str(exported_copy), device="cpu")  # auto: the int8 graph
+    assert det.runner.path.name == "model.int8.onnx"
+    x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    ref = Detector.load(str(exported_copy), backend="onnx").logits_arrays(x)
+    assert np.abs(det.logits_arrays(x) - ref).max() < 0.5 * np.abs(ref).max() + 0.05
 
 
 @pytest.mark.slow
@@ -154,24 +202,32 @@ def test_torchscript_exporter_and_export_elsewhere(tiny_model, tmp_path, capsys)
     assert np.abs(OnnxRunner(out)(x) - ref).max() < 1e-4
 
 
-@pytest.fixture
-def exported_copy(tiny_model, tmp_path):
-    d = tmp_path / "model"
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    """The tiny model with its fp32 graph (TorchScript exporter: seconds, not tens of them)."""
+    d = tmp_path_factory.mktemp("exported") / "model"
     shutil.copytree(tiny_model, d)
-    export_onnx(str(d))
+    export_onnx(str(d), exporter="torchscript")
     return d
 
 
-def test_auto_backend_prefers_onnx_on_the_cpu_and_falls_back_to_torch(exported_copy, tiny_model):
-    assert Detector.load(str(exported_copy), device="cpu").runner.name == "onnx"
-    assert Detector.load(str(exported_copy), device="cpu", backend="torch").runner.name == "torch"
+@pytest.fixture
+def exported_copy(exported, tmp_path):
+    """A private copy for tests that change the folder."""
+    return Path(shutil.copytree(exported, tmp_path / "model"))
+
+
+def test_auto_backend_prefers_onnx_on_the_cpu_and_falls_back_to_torch(exported, tiny_model):
+    assert Detector.load(str(exported), device="cpu").runner.name == "onnx"
+    assert Detector.load(str(exported), device="cpu").runner.path.name == "model.onnx"
+    assert Detector.load(str(exported), device="cpu", backend="torch").runner.name == "torch"
     assert Detector.load(str(tiny_model), device="cpu").runner.name == "torch"  # no model.onnx
     with pytest.raises(FakescopeError, match="has no model.onnx"):
         Detector.load(str(tiny_model), backend="onnx")
     with pytest.raises(FakescopeError, match="runs on the CPU"):
-        Detector.load(str(exported_copy), backend="onnx", device="cuda")
+        Detector.load(str(exported), backend="onnx", device="cuda")
     with pytest.raises(FakescopeError, match="unknown backend"):
-        Detector.load(str(exported_copy), backend="tensorrt")
+        Detector.load(str(exported), backend="tensorrt")
 
 
 def test_tampered_or_stale_onnx_is_refused(exported_copy):
@@ -181,7 +237,7 @@ def test_tampered_or_stale_onnx_is_refused(exported_copy):
     f.write_bytes(bytes(data))
     with pytest.raises(FakescopeError, match="SHA-256 does not match"):
         Detector.load(str(exported_copy), backend="onnx")
-    export_onnx(str(exported_copy))
+    export_onnx(str(exported_copy), exporter="torchscript")
     # retrained weights (a new weights_sha256) make the exported graph stale
     save_model(
         exported_copy,
@@ -192,20 +248,20 @@ def test_tampered_or_stale_onnx_is_refused(exported_copy):
         Detector.load(str(exported_copy), backend="onnx")
 
 
-def test_routing_folder_exports_nothing_and_routes_on_onnx(exported_copy, tmp_path):
+def test_routing_folder_exports_nothing_and_routes_on_onnx(exported, tmp_path):
     route = tmp_path / "route"
     route.mkdir()
-    (route / "config.json").write_text(json.dumps({"route": [{"model": str(exported_copy)}]}))
+    (route / "config.json").write_text(json.dumps({"route": [{"model": str(exported)}]}))
     with pytest.raises(FakescopeError, match="routing model"):
         export_onnx(str(route))
     det = Detector.load(str(route), device="cpu")
     assert det.routes[0][1].runner.name == "onnx"
 
 
-def test_predict_and_explain_with_the_onnx_backend(exported_copy, tmp_path, capsys):
+def test_predict_and_explain_with_the_onnx_backend(exported):
     img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    det_o = Detector.load(str(exported_copy), backend="onnx")
-    det_t = Detector.load(str(exported_copy), backend="torch", device="cpu")
+    det_o = Detector.load(str(exported), backend="onnx")
+    det_t = Detector.load(str(exported), backend="torch", device="cpu")
     assert abs(det_o.predict(img)["prob_fake"] - det_t.predict(img)["prob_fake"]) < PARITY
     pytest.importorskip("pytorch_grad_cam")
     ex = det_o.explain(img)  # Grad-CAM loads the PyTorch network from the same folder

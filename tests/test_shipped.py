@@ -52,4 +52,4 @@ def test_tampered_shipped_weights_are_refused(tmp_path, monkeypatch):
     w.write_bytes(bytes(data))
     monkeypatch.setattr(detector_mod, "WEIGHTS_DIR", copy)
     with pytest.raises(FakescopeError, match="SHA-256 does not match"):
-        Detector.load(DEFAULT_MODEL)
+        Detector.load(DEFAULT_MODEL, backend="torch")

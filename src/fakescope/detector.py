@@ -145,7 +145,7 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 ONNX_FILE = "model.onnx"
 
 
@@ -160,7 +160,7 @@ def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device
             raise
         raise FakescopeError(
             f"this needs PyTorch ({e.name} is not installed): pip install 'fakescope[torch]'"
-            + (" (or --backend onnx: this model has model.onnx)" if _has_onnx(path) else "")
+            + (" (or --backend onnx: this model has model.onnx)" if _onnx_variants(path) else "")
         ) from None
     wfile = path / WEIGHTS
     if not wfile.is_file():
@@ -174,38 +174,17 @@ def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device
     return TorchRunner(load_classifier(wfile, config).to(dev), dev)
 
 
-def _has_onnx(path: Path) -> bool:
-    return (path / ONNX_FILE).is_file()
+def _onnx_variants(path: Path) -> list[str]:
+    """The ONNX backends whose files this folder has, fastest first."""
+    from fakescope.backends.onnx_runner import variants_present
+
+    return variants_present(path)
 
 
-def _load_onnx_runner(path: Path, config: dict[str, Any], device: str):
-    """ONNX Runtime on the CPU for a folder's `model.onnx`, checked against its config: the
-    file's SHA-256 (`onnx_sha256`) and the weights it was exported from."""
-    if device not in ("auto", "cpu"):
-        raise FakescopeError(
-            f"the ONNX backend runs on the CPU; for --device {device} use --backend torch"
-        )
-    ofile = path / ONNX_FILE
-    if not ofile.is_file():
-        raise FakescopeError(
-            f"{path} has no {ONNX_FILE}: make it with fakescope export --format onnx "
-            f"--model {path} (needs the torch extra), or use --backend torch"
-        )
-    expected = config.get("onnx_sha256")
-    if expected is None:
-        raise FakescopeError(f"{CONFIG} in {path} does not record {ONNX_FILE}: export it again")
-    if sha256_file(ofile) != expected:
-        raise FakescopeError(
-            f"{ofile}: SHA-256 does not match {CONFIG} (corrupt or replaced ONNX file)"
-        )
-    made_from = (config.get("onnx") or {}).get("from_weights_sha256")
-    if config.get("weights_sha256") and made_from != config["weights_sha256"]:
-        raise FakescopeError(
-            f"{ofile} was exported from other weights than {WEIGHTS}: export it again"
-        )
-    from fakescope.backends.onnx_runner import OnnxRunner
+def _load_onnx_runner(path: Path, config: dict[str, Any], device: str, backend: str):
+    from fakescope.backends.onnx_runner import load_onnx
 
-    return OnnxRunner(ofile)
+    return load_onnx(path, config, device, backend)
 
 
 def _gpu_present() -> bool:
@@ -215,10 +194,10 @@ def _gpu_present() -> bool:
 
 
 def pick_backend(path: Path, backend: str, device: str) -> str:
-    """`auto`: ONNX Runtime on the CPU when the folder has `model.onnx` and onnxruntime is
-    installed (faster than PyTorch eager on the CPU and no torch import, see BENCHMARKS.md),
-    else PyTorch; PyTorch when a GPU is asked for (`--device cuda`), or visible with
-    `--device auto` and torch installed."""
+    """`auto`: on the CPU, the fastest ONNX graph the folder has (`onnx-int8`, then `onnx`)
+    when onnxruntime is installed (faster than PyTorch eager and no torch import; see
+    `benchmarks/cpu_infer.py` in BENCHMARKS.md), else PyTorch; PyTorch when a GPU is asked
+    for (`--device cuda`), or visible with `--device auto` and torch installed."""
     import importlib.util
 
     if backend not in BACKENDS:
@@ -227,11 +206,12 @@ def pick_backend(path: Path, backend: str, device: str) -> str:
         return backend
     if device not in ("auto", "cpu"):
         return "torch"
-    if not _has_onnx(path) or importlib.util.find_spec("onnxruntime") is None:
+    onnx = _onnx_variants(path)
+    if not onnx or importlib.util.find_spec("onnxruntime") is None:
         return "torch"
     if device == "auto" and _gpu_present() and importlib.util.find_spec("torch") is not None:
         return "torch"
-    return "onnx"
+    return onnx[0]
 
 
 class Detector:
@@ -301,8 +281,10 @@ class Detector:
             if not routes or routes[-1][0] is not None:
                 raise FakescopeError(f"{path / CONFIG}: the last route must take every size")
             return cls(config=config, name=name, routes=routes)
-        if pick_backend(path, backend, device) == "onnx":
-            det = cls(config=config, name=name, runner=_load_onnx_runner(path, config, device))
+        chosen = pick_backend(path, backend, device)
+        if chosen != "torch":
+            runner = _load_onnx_runner(path, config, device, chosen)
+            det = cls(config=config, name=name, runner=runner)
             det._torch_loader = lambda: _load_torch_runner(path, config, shipped, device)
             return det
         runner = _load_torch_runner(path, config, shipped, device)

@@ -31,7 +31,6 @@ import numpy as np
 
 from fakescope.detector import (
     CONFIG,
-    ONNX_FILE,
     WEIGHTS,
     read_config,
     resolve_model_dir,
@@ -109,13 +108,27 @@ def export_onnx(
     out: str | Path | None = None,
     opset: int = OPSET,
     exporter: str = "dynamo",
+    int8: bool = False,
+    calibration_data: list[str] | None = None,
+    calibration_n: int = 2048,
+    calibration_method: str = "minmax",
 ) -> dict[str, Any]:
-    """Export a shipped model or run folder to `out` (default: `model.onnx` in its folder).
+    """Export a shipped model or run folder to `out`; returns what was written.
 
-    Returns the record written into the folder's config (`onnx`), with `path` and `sha256`.
-    Writing into the model's own folder as `model.onnx` records the file in its `config.json`."""
+    fp32 (default): the network as it is, checked against PyTorch (max |logit difference| <
+    `TOLERANCE` on random inputs). `int8=True`: that graph quantised (`quantize_int8`) with
+    activation ranges from `calibration_n` training images of `calibration_data`. By default
+    the file goes into the model's folder (`model.onnx` / `model.int8.onnx`), where its record
+    and SHA-256 are written into `config.json` for the `onnx` / `onnx-int8` backends."""
+    from fakescope.backends.onnx_runner import VARIANTS
+
     if exporter not in EXPORTERS:
         raise FakescopeError(f"unknown exporter {exporter!r} ({' or '.join(EXPORTERS)})")
+    if int8 and not calibration_data:
+        raise FakescopeError(
+            "--int8 needs --calibration-data: training images (never the test set) to "
+            "measure activation ranges on"
+        )
     try:
         import onnx  # noqa: F401 - checked here so a missing package fails before the work
         import torch
@@ -132,13 +145,14 @@ def export_onnx(
             f"{folder} is a routing model with no network of its own; export each of its "
             f"models instead ({members}): fakescope export --format onnx --model NAME"
         )
-    out = Path(out) if out is not None else folder / ONNX_FILE
-    into_folder = out.resolve() == (folder / ONNX_FILE).resolve()
+    file, key = VARIANTS["onnx-int8" if int8 else "onnx"]
+    out = Path(out) if out is not None else folder / file
+    into_folder = out.resolve() == (folder / file).resolve()
     det = Detector.load(model, device="cpu", backend="torch")
     size = int(det.input_size)
     wrapper = _uint8_wrapper(det.model.float().cpu())
-    record = {
-        "file": ONNX_FILE if into_folder else out.name,
+    record: dict[str, Any] = {
+        "file": out.name,
         "opset": opset,
         "exporter": f"torch.onnx.export ({exporter}), torch {torch.__version__}",
         "input": f"{INPUT}: uint8 N×{size}×{size}×3 RGB (N dynamic), as the torch runner gets",
@@ -146,22 +160,81 @@ def export_onnx(
         "from_weights_sha256": config.get("weights_sha256") or sha256_file(folder / WEIGHTS),
     }
     with atomic_path(out) as tmp:
-        _torch_export(wrapper, size, tmp, opset, exporter)
+        fp32 = tmp.with_name(tmp.name + ".fp32.onnx") if int8 else tmp
+        try:
+            _torch_export(wrapper, size, fp32, opset, exporter)
+            worst = _check(fp32, wrapper, size)
+            if not worst < TOLERANCE:
+                raise FakescopeError(
+                    f"the exported graph differs from PyTorch by {worst:.2e} in logit "
+                    f"(> {TOLERANCE}); not written"
+                )
+            record["max_abs_logit_diff_vs_torch"] = float(f"{worst:.3g}")
+            if int8:
+                calib = calibration_arrays(det, calibration_data, calibration_n)
+                quantize_int8(fp32, tmp, calib, calibration_method)
+                record.pop("max_abs_logit_diff_vs_torch")
+                record["quantization"] = {
+                    "method": "onnxruntime quantize_static: QDQ, per-channel symmetric int8 "
+                    "weights, uint8 activations",
+                    "calibration": calibration_method,
+                    "calibration_images": calibration_n,
+                    "calibration_arrays": len(calib),
+                    "calibration_data": [Path(p).name for p in calibration_data],
+                    **_agreement(fp32, tmp, calib),
+                }
+        finally:
+            if int8:
+                fp32.unlink(missing_ok=True)
         _add_metadata(tmp, record, config)
-        worst = _check(tmp, wrapper, size)
-        if not worst < TOLERANCE:
-            raise FakescopeError(
-                f"the exported graph differs from PyTorch by {worst:.2e} in logit "
-                f"(> {TOLERANCE}); not written"
-            )
-    record["max_abs_logit_diff_vs_torch"] = float(f"{worst:.3g}")
     sha = sha256_file(out)
     if into_folder:
-        config = read_config(folder)  # unchanged since; re-read to write back exactly
-        config["onnx"] = record
-        config["onnx_sha256"] = sha
+        config = read_config(folder)  # re-read: write back exactly what is there, plus ours
+        config[key] = record
+        config[f"{key}_sha256"] = sha
         write_json(folder / CONFIG, config)
     return {**record, "path": str(out), "sha256": sha, "recorded_in_config": into_folder}
+
+
+def calibration_arrays(det, paths: list[str], n: int, per_image: int = 4) -> np.ndarray:
+    """Model inputs for `n` training images (stratified, seeded) of a labelled collection,
+    through the Detector's own pre-processing; at most `per_image` tiles of each (spread over
+    the image) for tiled models."""
+    from fakescope.data import list_labelled
+
+    files = list_labelled(paths, purpose="train", subset=n, seed=0)
+    out = []
+    for _, raw in files.iter_bytes():
+        try:
+            x = det.preprocess(raw)
+        except FakescopeError:
+            continue
+        pick = np.linspace(0, len(x) - 1, min(per_image, len(x))).round().astype(int)
+        out.append(x[np.unique(pick)])
+    if not out:
+        raise FakescopeError("no calibration image could be read")
+    return np.concatenate(out)
+
+
+def _agreement(fp32: Path, int8: Path, x: np.ndarray) -> dict[str, float]:
+    """How far the int8 graph's prob_fake moves from the fp32 graph's on the calibration
+    arrays (a sanity check; accuracy on test data is measured by benchmarks/cpu_infer.py)."""
+    from fakescope.backends.onnx_runner import OnnxRunner
+    from fakescope.calibration import sigmoid
+
+    a, b = OnnxRunner(fp32), OnnxRunner(int8)
+    za = np.concatenate([a(x[i : i + 256]) for i in range(0, len(x), 256)])
+    zb = np.concatenate([b(x[i : i + 256]) for i in range(0, len(x), 256)])
+    agree = float(((za > 0) == (zb > 0)).mean())
+    if agree < 0.95:
+        raise FakescopeError(
+            f"the int8 graph agrees with fp32 on only {agree:.1%} of the calibration images; "
+            "not written (try --calibration-method percentile or more --calibration-n)"
+        )
+    return {
+        "verdict_agreement_with_fp32": round(agree, 5),
+        "max_abs_prob_diff_vs_fp32": round(float(np.abs(sigmoid(za) - sigmoid(zb)).max()), 5),
+    }
 
 
 def _add_metadata(path: Path, record: dict[str, Any], config: dict[str, Any]) -> None:
@@ -177,7 +250,7 @@ def _add_metadata(path: Path, record: dict[str, Any], config: dict[str, Any]) ->
         "output": record["output"],
         "from_weights_sha256": record["from_weights_sha256"],
         "fakescope_config": json.dumps(
-            {k: v for k, v in config.items() if k not in ("onnx", "onnx_sha256")}
+            {k: v for k, v in config.items() if not k.startswith("onnx")}
         ),
     }
     del m.metadata_props[:]
@@ -186,3 +259,60 @@ def _add_metadata(path: Path, record: dict[str, Any], config: dict[str, Any]) ->
     m.doc_string = "fakescope detector network: uint8 N×H×W×3 RGB in, one raw logit per image out"
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
+
+
+QUANT_METHODS = ("minmax", "percentile", "entropy")
+
+
+def quantize_int8(
+    src: str | Path, dst: str | Path, calibration: np.ndarray, method: str = "minmax"
+) -> None:
+    """Static int8 quantisation of an exported graph (ONNX Runtime's `quantize_static`):
+    QDQ format, per-channel symmetric int8 weights, uint8 activations (the combination the
+    CPU's VNNI int8 kernels run fastest), activation ranges calibrated on `calibration`
+    (uint8 N×H×W×3 arrays built by `Detector.preprocess` from training images, never test
+    images)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }
+    if method not in methods:
+        raise FakescopeError(f"unknown calibration method {method!r} ({', '.join(methods)})")
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.it = (
+                {INPUT: np.ascontiguousarray(calibration[i : i + 64])}
+                for i in range(0, len(calibration), 64)
+            )
+
+        def get_next(self):
+            return next(self.it, None)
+
+    dst = Path(dst)
+    pre = dst.with_name(dst.name + ".pre.onnx")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            quantize_static(
+                str(pre),
+                str(dst),
+                Batches(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[method],
+            )
+    finally:
+        pre.unlink(missing_ok=True)
