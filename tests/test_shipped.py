@@ -73,6 +73,6 @@ def test_tampered_shipped_weights_are_refused(tmp_path, monkeypatch):
     w.write_bytes(bytes(data))
     monkeypatch.setattr(detector_mod, "WEIGHTS_DIR", copy)
     with pytest.raises(FakescopeError, match="SHA-256 does not match"):
-        Detector.load(CIFAKE)
+        Detector.load(CIFAKE, backend="torch")
     with pytest.raises(FakescopeError, match="SHA-256 does not match"):
-        Detector.load(DEFAULT_MODEL)  # a routing model checks every member it loads
+        Detector.load(DEFAULT_MODEL, backend="torch")  # a routing model checks every member

@@ -1,5 +1,5 @@
 """`fakescope` command line: train, evaluate, predict, models, tune, explain, inspect, serve,
-robustness, calibrate, audit, scan.
+robustness, calibrate, audit, scan, export.
 
 User errors (bad paths, options, files) end in one `error:` line and exit status 2; a predict run
 where some files could not be scored exits 1; Ctrl-C exits 130 after the last checkpoint.
@@ -14,6 +14,24 @@ from pathlib import Path
 
 from fakescope import argtypes
 from fakescope.errors import FakescopeError
+
+
+def add_backend_arg(p: argparse.ArgumentParser) -> None:
+    """`--backend` for every command that loads a Detector (shared by predict, evaluate, serve,
+    inspect, scan, ...); pass `args.backend` to `Detector.load`."""
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx", "onnx-int8"],
+        default="auto",
+        help="network runtime: onnx (ONNX Runtime on the CPU, no PyTorch needed; same scores "
+        "as torch), onnx-int8 (the int8-quantised graph: fastest on the CPU), torch, or auto "
+        "(the fastest ONNX graph the model folder has, when onnxruntime is installed, unless "
+        "a GPU is asked for or present; else torch)",
+    )
+
+
+# Modules only the `torch` extra installs: a command that needs one says so in one line.
+TORCH_EXTRA = {"torch", "torchvision", "safetensors", "sklearn", "matplotlib"}
 
 
 def _progress(args) -> bool:
@@ -131,7 +149,9 @@ def cmd_evaluate(args) -> int:
     from fakescope.evaluate import evaluate
     from fakescope.metrics import format_table
 
-    det = Detector.load(args.model, device=args.device, metadata=False)  # measure the pixels
+    det = Detector.load(
+        args.model, device=args.device, backend=args.backend, metadata=False
+    )  # measure the pixels
     m = evaluate(
         det,
         args.data,
@@ -158,7 +178,9 @@ def cmd_predict(args) -> int:
     from fakescope.fileio import atomic_path
     from fakescope.predict import Expansion, run_predict
 
-    det = Detector.load(args.model, device=args.device, metadata=not args.no_metadata)
+    det = Detector.load(
+        args.model, device=args.device, backend=args.backend, metadata=not args.no_metadata
+    )
     stats = Expansion()
 
     def run(out) -> tuple[int, int, int]:
@@ -398,6 +420,33 @@ def cmd_scan(args) -> int:
     return 0 if summary.errors == 0 else 1
 
 
+def cmd_export(args) -> int:
+    from fakescope.export import export_onnx
+
+    r = export_onnx(
+        args.model,
+        args.out,
+        opset=args.opset,
+        exporter=args.exporter,
+        int8=args.int8,
+        calibration_data=args.calibration_data,
+        calibration_n=args.calibration_n,
+        calibration_method=args.calibration_method,
+    )
+    where = " (recorded in the model's config.json)" if r["recorded_in_config"] else ""
+    print(f"written: {r['path']}{where}\nopset {r['opset']}, sha256 {r['sha256']}")
+    if "quantization" in r:
+        q = r["quantization"]
+        print(
+            f"int8: verdicts agree with fp32 on {q['verdict_agreement_with_fp32']:.2%} of "
+            f"{q['calibration_arrays']} calibration arrays (max |Δ prob_fake| "
+            f"{q['max_abs_prob_diff_vs_fp32']:.3f})"
+        )
+    else:
+        print(f"max |logit - torch| {r['max_abs_logit_diff_vs_torch']:.1e} on random inputs")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
     from fakescope.config import PRESETS
@@ -528,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
         "training) out of the metrics; they are marked in predictions.csv",
     )
     _seed_arg(e, 0, "--subset")
+    add_backend_arg(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = _subcommand(
@@ -565,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score pixels only: read no provenance evidence (C2PA, IPTC, generator text, EXIF)",
     )
+    add_backend_arg(r)
     r.set_defaults(func=cmd_predict)
 
     m = _subcommand(
@@ -848,6 +899,66 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows per part file: the most a kill can lose (default: 1000)",
     )
     s.set_defaults(func=cmd_scan)
+
+    o = _subcommand(
+        sub,
+        "export",
+        "export a model's network to ONNX (the torch-free backend; needs the 'onnx' extra)",
+        "fakescope export --model photo-effnet-lite2",
+        "fakescope export --model runs/mine --int8 --calibration-data train.tar --out m.int8.onnx",
+        details="One file, dynamic batch dimension, uint8 NHWC input with the conversion and "
+        "normalisation inside the graph; tiling and tile aggregation stay in fakescope's "
+        "shared pre/post-processing. Written into a model folder, it is recorded in the "
+        "folder's config.json and used by --backend onnx / auto.",
+    )
+    o.add_argument("--format", choices=["onnx"], default="onnx", help="(default: onnx)")
+    o.add_argument(
+        "--model",
+        required=True,
+        help="shipped model name or run folder (a routing model such as 'auto' has no network "
+        "of its own: export each model it names)",
+    )
+    o.add_argument(
+        "--out",
+        metavar="FILE",
+        help="output file (default: model.onnx in the model's folder, which records it in the "
+        "folder's config.json so --backend onnx can use it)",
+    )
+    o.add_argument(
+        "--opset", type=argtypes.positive_int, default=18, help="ONNX opset (default: 18)"
+    )
+    o.add_argument(
+        "--exporter",
+        choices=["dynamo", "torchscript"],
+        default="dynamo",
+        help="torch.onnx exporter (default: dynamo)",
+    )
+    q = o.add_argument_group("int8 quantisation (the fastest CPU path)")
+    q.add_argument(
+        "--int8",
+        action="store_true",
+        help="write a statically quantised graph (default file: model.int8.onnx, the "
+        "onnx-int8 backend)",
+    )
+    q.add_argument(
+        "--calibration-data",
+        nargs="+",
+        metavar="PATH",
+        help="labelled training images to calibrate activation ranges on (never test data)",
+    )
+    q.add_argument(
+        "--calibration-n",
+        type=argtypes.positive_int,
+        default=2048,
+        help="images, stratified (default: 2048)",
+    )
+    q.add_argument(
+        "--calibration-method",
+        choices=["minmax", "percentile", "entropy"],
+        default="minmax",
+        help="(default: minmax)",
+    )
+    o.set_defaults(func=cmd_export)
     return p
 
 
@@ -857,6 +968,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FakescopeError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in TORCH_EXTRA:
+            raise
+        print(
+            f"error: this needs PyTorch and its tools ({e.name} is not installed): "
+            "pip install 'fakescope[torch]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(

@@ -43,7 +43,7 @@ from fakescope.images import ImageSource, load_rgb, open_image, pad_to, to_model
 from fakescope.tiles import TileRule, aggregate, cut
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "cifake-resnet10s"
+DEFAULT_MODEL = "auto"
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 FORMAT = "fakescope-model/1"
 ROW_FIELDS = ("path", "prob_fake", "label", "model", "provenance", "verdict_source", "error")
@@ -181,13 +181,22 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+ONNX_FILE = "model.onnx"
+
+
 def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device: str):
     try:
+        import safetensors  # noqa: F401 - load_classifier imports it lazily
+
         from fakescope.backends.torch_runner import TorchRunner
         from fakescope.models import load_classifier, resolve_device
-    except ImportError:
+    except ImportError as e:
+        if e.name not in ("torch", "torchvision", "safetensors"):
+            raise
         raise FakescopeError(
-            "this needs PyTorch: pip install 'fakescope[torch]' (or another backend)"
+            f"this needs PyTorch ({e.name} is not installed): pip install 'fakescope[torch]'"
+            + (" (or --backend onnx: this model has model.onnx)" if _onnx_variants(path) else "")
         ) from None
     wfile = path / WEIGHTS
     if not wfile.is_file():
@@ -199,6 +208,46 @@ def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device
         )
     dev = resolve_device(device)
     return TorchRunner(load_classifier(wfile, config).to(dev), dev)
+
+
+def _onnx_variants(path: Path) -> list[str]:
+    """The ONNX backends whose files this folder has, fastest first."""
+    from fakescope.backends.onnx_runner import variants_present
+
+    return variants_present(path)
+
+
+def _load_onnx_runner(path: Path, config: dict[str, Any], device: str, backend: str):
+    from fakescope.backends.onnx_runner import load_onnx
+
+    return load_onnx(path, config, device, backend)
+
+
+def _gpu_present() -> bool:
+    """An NVIDIA GPU is visible (without importing torch, which alone costs seconds)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def pick_backend(path: Path, backend: str, device: str) -> str:
+    """`auto`: on the CPU, the fastest ONNX graph the folder has (`onnx-int8`, then `onnx`)
+    when onnxruntime is installed (faster than PyTorch eager and no torch import; see
+    `benchmarks/cpu_infer.py` in BENCHMARKS.md), else PyTorch; PyTorch when a GPU is asked
+    for (`--device cuda`), or visible with `--device auto` and torch installed."""
+    import importlib.util
+
+    if backend not in BACKENDS:
+        raise FakescopeError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
+    if backend != "auto":
+        return backend
+    if device not in ("auto", "cpu"):
+        return "torch"
+    onnx = _onnx_variants(path)
+    if not onnx or importlib.util.find_spec("onnxruntime") is None:
+        return "torch"
+    if device == "auto" and _gpu_present() and importlib.util.find_spec("torch") is not None:
+        return "torch"
+    return onnx[0]
 
 
 class Detector:
@@ -228,7 +277,8 @@ class Detector:
 
             runner = TorchRunner(model, device)
         self.runner = runner
-        self.model = getattr(runner, "model", None)  # the torch module, for Grad-CAM
+        self._model = getattr(runner, "model", None)  # the torch module, for Grad-CAM
+        self._torch_loader = None  # set by `load` when scoring runs on another backend
         self.device = getattr(runner, "device", None)
         self.batch_size = getattr(runner, "batch_size", 64)
         if routes:
@@ -273,10 +323,22 @@ class Detector:
             if not routes or routes[-1][0] is not None:
                 raise FakescopeError(f"{path / CONFIG}: the last route must take every size")
             return cls(config=config, name=name, routes=routes, metadata=metadata)
-        if backend not in ("auto", "torch"):
-            raise FakescopeError(f"unknown backend {backend!r} (auto or torch)")
+        chosen = pick_backend(path, backend, device)
+        if chosen != "torch":
+            runner = _load_onnx_runner(path, config, device, chosen)
+            det = cls(config=config, name=name, runner=runner, metadata=metadata)
+            det._torch_loader = lambda: _load_torch_runner(path, config, shipped, device)
+            return det
         runner = _load_torch_runner(path, config, shipped, device)
         return cls(config=config, name=name, runner=runner, metadata=metadata)
+
+    @property
+    def model(self):
+        """The PyTorch module (Grad-CAM needs one). When scoring runs on ONNX Runtime it is
+        loaded from the same folder on first use (needs the torch extra)."""
+        if self._model is None and self._torch_loader is not None:
+            self._model = self._torch_loader().model
+        return self._model
 
     def __repr__(self) -> str:
         if self.routes:
@@ -498,7 +560,7 @@ class Detector:
         member = self.member_for(img.size)
         if member.model is None:
             raise FakescopeError(
-                "explanations need the PyTorch backend (pip install fakescope[torch])"
+                "explanations need the PyTorch backend: pip install 'fakescope[torch]'"
             )
         return explain_image(member, img, method)
 

@@ -1,0 +1,107 @@
+"""The light install: scoring without PyTorch (these tests import nothing from torch).
+
+CI runs this file twice: in the full environment, and in a virtualenv made with a plain
+`pip install .` (no torch at all; see .ci/run). Subprocesses block the torch extra's modules
+(`sys.modules[name] = None` makes `import name` fail), so the full environment checks the same
+thing: that scoring never needs them and every other command says what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import CIFAKE_TEST, _sample_members
+
+pytestmark = pytest.mark.light
+
+TORCH_EXTRA = ("torch", "torchvision", "safetensors", "sklearn", "matplotlib")
+HEAVY = TORCH_EXTRA + ("scipy", "onnx", "pandas", "cv2")
+BLOCK = f"import sys\nfor m in {TORCH_EXTRA!r}: sys.modules[m] = None\n"
+
+
+def run_cli(args: list[str], block: bool = True, report_modules: bool = False):
+    """`fakescope ARGS` in a fresh interpreter, optionally with the torch extra blocked;
+    returns (exit status, stdout, stderr, heavy modules that were imported)."""
+    code = (BLOCK if block else "import sys\n") + (
+        "from fakescope.cli import main\n"
+        f"rc = main({args!r})\n"
+        "loaded = {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
+        f"heavy = sorted(loaded & set({HEAVY!r}))\n"
+        "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    lines = p.stderr.splitlines()
+    heavy = next((ln[6:] for ln in reversed(lines) if ln.startswith("HEAVY=")), None)
+    err = "\n".join(ln for ln in lines if not ln.startswith("HEAVY="))
+    return p.returncode, p.stdout, err, heavy
+
+
+@pytest.fixture(scope="module")
+def cifake_sample(tmp_path_factory) -> tuple[list[Path], np.ndarray]:
+    """100 real CIFAKE test files (50 per class) on disk, or 4 synthetic images without
+    ../shared (then labels are unknown: -1)."""
+    d = tmp_path_factory.mktemp("light")
+    if CIFAKE_TEST.exists():
+        files = _sample_members(CIFAKE_TEST, 50, seed=5)
+        paths, labels = [], []
+        for i, (name, data) in enumerate(sorted(files.items())):
+            p = d / f"{i:03d}.jpg"
+            p.write_bytes(data)
+            paths.append(p)
+            labels.append(1 if "/FAKE/" in name else 0)
+        return paths, np.array(labels)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, size in enumerate([(32, 32), (64, 48), (300, 200), (17, 90)]):
+        p = d / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths, np.full(len(paths), -1)
+
+
+def test_predict_needs_no_torch_and_is_accurate(cifake_sample):
+    paths, labels = cifake_sample
+    rc, out, err, heavy = run_cli(["predict", *map(str, paths), "--format", "jsonl", "-q"])
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == len(paths) and all(r["error"] == "" for r in rows)
+    assert all(0 <= r["prob_fake"] <= 1 and r["model"] == "cifake-resnet10s" for r in rows)
+    assert heavy == ""  # not even scipy or onnx: onnxruntime, numpy, Pillow, tqdm
+    if labels[0] >= 0:
+        correct = np.mean(
+            [(r["label"] == "fake") == bool(y) for r, y in zip(rows, labels, strict=True)]
+        )
+        assert correct >= 0.9, correct  # the shipped model is ~98% accurate on CIFAKE test
+
+
+def test_predict_imports_nothing_heavy_even_when_torch_is_installed(cifake_sample):
+    rc, _, err, heavy = run_cli(["predict", str(cifake_sample[0][0]), "-q"], block=False)
+    assert rc == 0, err
+    assert heavy == "", f"predict imported {heavy}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--data", "x", "--out", "y"],
+        ["evaluate", "--data", "x", "--out", "y"],
+        ["explain", "a.png", "--out", "y"],
+        ["tune", "--data", "x", "--out", "y"],
+        ["export", "--format", "onnx", "--model", "cifake-resnet10s"],
+        ["predict", "a.png", "--backend", "torch"],
+    ],
+    ids=lambda a: a[0] if a[0] != "predict" else "predict-backend-torch",
+)
+def test_torch_commands_say_what_to_install_in_one_line(args, tmp_path):
+    rc, _, err, _ = run_cli(args)
+    assert rc == 2
+    assert err.strip().count("\n") == 0 and err.startswith("error: "), err
+    assert "pip install 'fakescope[torch]'" in err or "pip install 'fakescope[onnx]'" in err
