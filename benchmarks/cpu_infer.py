@@ -32,10 +32,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fakescope.backends.onnx_runner import VARIANTS
+from fakescope.backends.onnx_runner import (
+    VARIANTS,
+    OnnxRunner,
+    default_threads,
+    ort_session,
+    session_options,
+    variants_present,
+)
 from fakescope.calibration import apply_calibration
 from fakescope.data import list_labelled
-from fakescope.detector import Detector, resolve_model_dir
+from fakescope.detector import Detector, pick_backend, resolve_model_dir
 from fakescope.metrics import compute_metrics
 
 
@@ -61,8 +68,12 @@ class NullRunner:
 
 
 def paths_for(model: str | None, wanted: list[str]) -> dict[str, Detector]:
+    """The wanted backends this model folder has, in the order asked for."""
     folder, _ = resolve_model_dir(model)
-    have = ["torch"] + [v for v in VARIANTS if (folder / VARIANTS[v][0]).is_file()]
+    have = ["torch"] + variants_present(folder)
+    missing = [b for b in wanted if b not in have]
+    if missing:
+        print(f"{folder} has no {', '.join(missing)} graph: skipped")
     return {b: Detector.load(model, device="cpu", backend=b) for b in wanted if b in have}
 
 
@@ -116,6 +127,44 @@ def rate(fn, n_items: int, seconds: float) -> tuple[float, float]:
     return n / elapsed, n / max(time.process_time() - c0, 1e-9)
 
 
+def e2e_rate(det: Detector, paths: list[str], bs: int, cap: float, workers=None):
+    """(images/s, images/CPU-s) of `Detector.iter_predict` over `paths`, stopped after `cap`
+    seconds (a slow path at batch 1 would otherwise take minutes): the rows counted are the
+    rows delivered; the look-ahead decoded beyond them (2 x workers + one batch) is not counted,
+    which under-states a stopped path's rate by at most that many images."""
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    rows = det.iter_predict(paths, batch_size=bs, workers=workers)
+    for row in rows:
+        assert not row["error"], row["error"]
+        n += 1
+        if time.perf_counter() - t0 > cap:
+            break
+    rows.close()
+    elapsed = time.perf_counter() - t0
+    return n / elapsed, n / max(time.process_time() - c0, 1e-9)
+
+
+def session_rows(folder: Path, backend: str, x: np.ndarray, seconds: float) -> dict:
+    """Model-alone images/s of one graph under ONNX Runtime session options: the module
+    docstring of `fakescope.backends.onnx_runner` quotes these."""
+    out = {}
+    for opt, threads, spin in (
+        ("all", 1, False),
+        ("all", 2, False),
+        ("all", 2, True),
+        ("basic", 2, False),
+        ("disable", 2, False),
+    ):
+        r = OnnxRunner(folder / VARIANTS[backend][0], threads=threads, optimization=opt)
+        if spin:
+            r.session = ort_session(r.path, session_options(threads, opt, spinning=True))
+        for bs in (1, 64):
+            key = f"{backend} model alone: optimisation {opt}, {threads} threads, "
+            key += f"{'spinning' if spin else 'no spinning'} | none | model alone | {bs}"
+            out[key] = rate(lambda r=r, b=bs: r(x[:b]), bs, seconds)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="shipped model name or folder")
@@ -125,36 +174,67 @@ def main() -> None:
     p.add_argument("--accuracy-n", type=float, default=None, help="subset (default: all)")
     p.add_argument("--speed-n", type=int, default=2000, help="files for end-to-end timing")
     p.add_argument("--batches", nargs="+", type=int, default=[1, 64])
-    p.add_argument("--threads", type=int, default=2, help="torch / ORT intra-op threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="ONNX Runtime intra-op threads (default: the shipped default, the usable cores)",
+    )
+    p.add_argument(
+        "--torch-threads", type=int, default=None, help="torch threads (default: torch's own)"
+    )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
         "--workers",
         nargs="*",
         type=int,
         default=[1, 2, 4],
-        help="decode-thread counts to try end to end with the fastest path",
+        help="decode-thread counts to try end to end with the default CPU path",
     )
     p.add_argument("--seconds", type=float, default=2.0, help="per model-alone measurement")
+    p.add_argument(
+        "--e2e-seconds", type=float, default=20.0, help="at most this long per end-to-end run"
+    )
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
+    p.add_argument(
+        "--session-options",
+        action="store_true",
+        help="also time the default graph under other ONNX Runtime session options",
+    )
     args = p.parse_args()
 
-    os.environ["FAKESCOPE_ORT_THREADS"] = str(args.threads)
+    if args.threads:
+        os.environ["FAKESCOPE_ORT_THREADS"] = str(args.threads)
     dets = paths_for(args.model, args.paths)
+    if not dets:
+        raise SystemExit("none of --paths is available for this model")
+    torch_threads = None
     if "torch" in dets:
         import torch
 
-        torch.set_num_threads(args.threads)
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
+        torch_threads = torch.get_num_threads()
+    folder, _ = resolve_model_dir(args.model)
+    default = pick_backend(folder, "auto", "cpu")
     ref = next(iter(dets.values()))
+    ort_threads = default_threads() if set(dets) - {"torch"} else None
     print(
-        f"model {ref.name}; {cpu_name()}, {os.cpu_count()} cores; {args.threads} threads; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}; load average before: {load()}"
+        f"model {ref.name} (TTA in its config: {ref.config.get('tta', 'none')}); default CPU "
+        f"path (auto): {default}; {cpu_name()}, {os.cpu_count()} cores; threads: ONNX Runtime "
+        f"{ort_threads}, torch {torch_threads}; {time.strftime('%Y-%m-%d %H:%M')}; "
+        f"load average before: {load()}"
     )
     if not args.skip_accuracy:
         files = list_labelled(args.data, split=args.split, subset=args.accuracy_n, seed=0)
         t0 = time.perf_counter()
         acc = accuracy(dets, files)
-        print(f"\naccuracy on {len(files)} images ({time.perf_counter() - t0:.0f} s)")
+        n_fake = int(np.sum(files.labels))
+        print(
+            f"\naccuracy on {len(files)} images ({len(files) - n_fake} real, {n_fake} fake; "
+            f"{time.perf_counter() - t0:.0f} s); load average: {load()}"
+        )
         print("| path | accuracy (flip TTA) | ROC-AUC (flip) | accuracy (no TTA) | ROC-AUC |")
         print("|---|---|---|---|---|")
         for name, m in acc.items():
@@ -167,7 +247,8 @@ def main() -> None:
     if args.skip_speed:
         return
     speed_files = list_labelled(args.data, split=args.split, subset=args.speed_n, seed=1)
-    rows: dict[str, list[float]] = {}
+    rows: dict[str, list[tuple[float, float]]] = {}
+    cap = args.e2e_seconds
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, raw in speed_files.iter_bytes():  # the data set's own encoded files
@@ -175,11 +256,15 @@ def main() -> None:
             f.write_bytes(raw)
             paths.append(str(f))
         x = np.concatenate([ref.preprocess(f) for f in paths[:256]])
-        null = Detector(config=ref.config, name="null", runner=NullRunner())
-
-        def e2e(d: Detector, bs: int, workers: int | None = None):
-            rows = d.iter_predict(paths, batch_size=bs, workers=workers)
-            assert sum(1 for r in rows if not r["error"]) == len(paths)
+        if len(x) < 64:
+            x = np.concatenate([x] * (64 // len(x) + 1))
+        nulls = {
+            meta: Detector(config=ref.config, name="null", runner=NullRunner(), metadata=meta)
+            for meta in (True, False)
+        }
+        # the default CPU path as `fakescope predict` loads it, and without the provenance read
+        auto = Detector.load(args.model, device="cpu")
+        auto_pixels = Detector.load(args.model, device="cpu", metadata=False)
 
         def bare_decode():  # Pillow alone: what the input rule adds on top of decoding
             for f in paths:
@@ -189,37 +274,39 @@ def main() -> None:
             for f in paths:
                 ref.preprocess(f)
 
-        last = list(dets)[-1]  # the fastest path, for the decode-thread count
+        def add(key, value):
+            rows.setdefault(key, []).append(value)
+
         for _ in range(args.rounds):
-            key = "decode + threads alone (no network) | - | end to end | 256"
-            rows.setdefault(key, []).append(rate(lambda: e2e(null, 256), len(paths), 0))
-            rows.setdefault("Pillow decode alone, 1 thread | - | - | 1", []).append(
-                rate(bare_decode, len(paths), 0)
-            )
-            rows.setdefault("Detector.preprocess alone, 1 thread | - | - | 1", []).append(
-                rate(rule_decode, len(paths), 0)
-            )
+            for meta, null in nulls.items():
+                what = "with" if meta else "without"
+                key = f"no network: decoding, threads, rows ({what} provenance read) | - | "
+                add(key + "end to end | 64", e2e_rate(null, paths, 64, cap))
+            add("Pillow decode alone, 1 thread | - | - | 1", rate(bare_decode, len(paths), 0))
+            add("Detector.preprocess alone, 1 thread | - | - | 1", rate(rule_decode, len(paths), 0))
             for w in args.workers:
-                dets[last].tta = ref.config.get("tta", "none")
-                key = f"{last}, {w} decode threads | {dets[last].tta} | end to end | 64"
-                rows.setdefault(key, []).append(
-                    rate(lambda w=w: e2e(dets[last], 64, w), len(paths), 0)
-                )
+                key = f"default ({default}), {w} decode threads | {auto.config.get('tta', 'none')}"
+                add(f"{key} | end to end | 64", e2e_rate(auto, paths, 64, cap, w))
+            key = f"default ({default}), no provenance read | {auto.config.get('tta', 'none')}"
+            add(f"{key} | end to end | 64", e2e_rate(auto_pixels, paths, 64, cap))
             for name, det in dets.items():
                 for tta in ("flip", "none"):
                     det.tta = tta
                     for bs in args.batches:
                         key = f"{name} | {tta}"
-                        rows.setdefault(f"{key} | model alone | {bs}", []).append(
-                            rate(lambda d=det, b=bs: d.logits_arrays(x[:b], b), bs, args.seconds)
+                        add(
+                            f"{key} | model alone | {bs}",
+                            rate(lambda d=det, b=bs: d.logits_arrays(x[:b], b), bs, args.seconds),
                         )
-                        rows.setdefault(f"{key} | end to end | {bs}", []).append(
-                            rate(lambda d=det, b=bs: e2e(d, b), len(paths), 0)
-                        )
+                        add(f"{key} | end to end | {bs}", e2e_rate(det, paths, bs, cap))
+            if args.session_options and default != "torch":
+                for key, value in session_rows(folder, default, x, args.seconds).items():
+                    add(key, value)
     print(
-        f"\nmedian of {args.rounds} interleaved rounds; end to end over {len(paths)} files; "
-        f"load average after: {load()}. images/CPU-s = images per CPU second of this process "
-        "(all its threads): what the work costs, much less sensitive to other jobs' load"
+        f"\nmedian of {args.rounds} interleaved rounds; end to end over {len(paths)} files "
+        f"(at most {cap:g} s a run); load average after: {load()}. images/CPU-s = images per "
+        "CPU second of this process (all its threads): what the work costs, much less "
+        "sensitive to other jobs' load"
     )
     print(
         "| path | TTA | measured | batch | images/s | images/CPU-s | images/s per round |\n"
