@@ -8,13 +8,18 @@ of `fakescope predict one.jpg`, each in a fresh virtualenv built as the README s
 The `predict` runs alternate between the two environments (median of `--runs` each), so a
 shared machine's drift hits both alike.
 
-    python benchmarks/light_install.py --before ef7ecae --image one.jpg --workdir /tmp/fs-install
+    python benchmarks/light_install.py --before 997c0ac --image one.jpg --workdir /tmp/fs-install \
+        --predict-args="--model cifake-resnet10s"
+
+Each environment is checked before timing: `before` imports torch, `after` must not have it, and a
+`predict` that fails stops the benchmark with its error (never a timing of an error message).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -52,6 +57,9 @@ def main() -> None:
     p.add_argument("--image", required=True)
     p.add_argument("--workdir", default="/tmp/fakescope-install")
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument(
+        "--predict-args", default="", help="more arguments for predict, e.g. a model name"
+    )
     p.add_argument("--skip-build", action="store_true", help="reuse the two virtualenvs")
     args = p.parse_args()
     work = Path(args.workdir)
@@ -65,13 +73,27 @@ def main() -> None:
         for name, venv in envs.items():
             secs = build(venv, src if name == "before" else ROOT, torch=name == "before")
             print(f"built {name} in {secs:.0f} s", file=sys.stderr)
+    for name, venv in envs.items():
+        has_torch = subprocess.run([venv / "bin" / "python", "-c", "import torch"]).returncode == 0
+        if has_torch != (name == "before"):
+            raise SystemExit(f"{name}: torch is {'' if has_torch else 'not '}installed")
+    cmd = ["predict", args.image, *shlex.split(args.predict_args)]
     times: dict[str, list[float]] = {name: [] for name in envs}
+    rows: dict[str, str] = {}
     for _ in range(args.runs):
         for name, venv in envs.items():
             t0 = time.perf_counter()
-            sh(venv / "bin" / "fakescope", "predict", args.image, capture_output=True)
+            res = subprocess.run([venv / "bin" / "fakescope", *cmd], capture_output=True, text=True)
             times[name].append(time.perf_counter() - t0)
-    print(f"{time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.1f}")
+            if res.returncode:
+                raise SystemExit(f"{name}: fakescope {shlex.join(cmd)} failed:\n{res.stderr}")
+            rows[name] = res.stdout.strip().splitlines()[-1]
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.1f}; "
+        f"fakescope {shlex.join(cmd)}"
+    )
+    for name, row in rows.items():
+        print(f"{name}: {row}")
     print("| install | environment size | `fakescope predict one.jpg` (median) | runs |")
     print("|---|---|---|---|")
     for name, venv in envs.items():

@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 CHILD = r"""
@@ -53,6 +55,10 @@ peak_kb = int(next(l for l in status.splitlines() if l.startswith("VmHWM")).spli
 out["peak_mb"] = round(peak_kb / 1024)
 print(json.dumps(out))
 """
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def make_photos(shared: Path, folder: Path, size: tuple[int, int], n: int) -> None:
@@ -88,11 +94,13 @@ def main() -> None:
         small.mkdir()
         make_photos(args.shared, big, (4000, 3000), 1)
         make_photos(args.shared, small, (1024, 768), args.n)
+        print(f"{time.strftime('%Y-%m-%d %H:%M')}; load average before: {load()}", flush=True)
         for backend in args.backends:
             r = run_child(args.model, backend, "big", big, args.repeats)
             print(json.dumps({"photo": "4000x3000", **r}), flush=True)
             r = run_child(args.model, backend, "small", small, 1)
             print(json.dumps({"photo": "1024x768", **r}), flush=True)
+        print(f"load average after: {load()}")
 
 
 if __name__ == "__main__":
