@@ -189,7 +189,8 @@ def main() -> None:
         nargs="*",
         type=int,
         default=[1, 2, 4],
-        help="decode-thread counts to try end to end with the default CPU path",
+        help="decode-thread counts to try end to end with the default CPU path (batch 256, "
+        "as `fakescope predict`)",
     )
     p.add_argument("--seconds", type=float, default=2.0, help="per model-alone measurement")
     p.add_argument(
@@ -265,6 +266,15 @@ def main() -> None:
         # the default CPU path as `fakescope predict` loads it, and without the provenance read
         auto = Detector.load(args.model, device="cpu")
         auto_pixels = Detector.load(args.model, device="cpu", metadata=False)
+        # the default path with its TTA and without, on 1 and 2 ONNX Runtime threads
+        variants: dict[tuple[str, int], Detector] = {}
+        if default != "torch" and not auto.routes:
+            for tta in dict.fromkeys([auto.config.get("tta", "none"), "none"]):
+                for threads in (1, 2):
+                    det = Detector.load(args.model, device="cpu")
+                    det.runner = OnnxRunner(folder / VARIANTS[default][0], threads=threads)
+                    det.tta = tta
+                    variants[tta, threads] = det
 
         def bare_decode():  # Pillow alone: what the input rule adds on top of decoding
             for f in paths:
@@ -284,11 +294,15 @@ def main() -> None:
                 add(key + "end to end | 64", e2e_rate(null, paths, 64, cap))
             add("Pillow decode alone, 1 thread | - | - | 1", rate(bare_decode, len(paths), 0))
             add("Detector.preprocess alone, 1 thread | - | - | 1", rate(rule_decode, len(paths), 0))
+            tta0 = auto.config.get("tta", "none")
             for w in args.workers:
-                key = f"default ({default}), {w} decode threads | {auto.config.get('tta', 'none')}"
-                add(f"{key} | end to end | 64", e2e_rate(auto, paths, 64, cap, w))
-            key = f"default ({default}), no provenance read | {auto.config.get('tta', 'none')}"
-            add(f"{key} | end to end | 64", e2e_rate(auto_pixels, paths, 64, cap))
+                key = f"default ({default}), {w} decode threads | {tta0}"
+                add(f"{key} | end to end | 256", e2e_rate(auto, paths, 256, cap, w))
+            key = f"default ({default}), no provenance read | {tta0}"
+            add(f"{key} | end to end | 256", e2e_rate(auto_pixels, paths, 256, cap))
+            for (tta, threads), det in variants.items():
+                key = f"default ({default}), ONNX Runtime {threads} threads | {tta}"
+                add(f"{key} | end to end | 256", e2e_rate(det, paths, 256, cap))
             for name, det in dets.items():
                 for tta in ("flip", "none"):
                     det.tta = tta
