@@ -8,12 +8,18 @@ For each path (a `Detector` backend: `torch`, `onnx`, `onnx-int8`, whichever the
 - images/s of the model alone (pre-decoded model inputs through `Detector.logits_arrays`) and
   end to end (`Detector.iter_predict` over the data set's own files on disk: read, decode,
   input rule, network, calibration), at batch 1 and batch 64, with and without the flip TTA;
-- where the end-to-end time goes: the same pipeline with a network that costs nothing (decoding
-  and threading alone), and the model-alone cost per image.
+- where the end-to-end time goes: the same pipeline with a network that costs nothing (decoding,
+  threads and rows alone; with and without the provenance read), Pillow decoding and
+  `Detector.preprocess` alone on one thread, and the model-alone cost per image;
+- the default CPU path (`auto`, as `fakescope predict` loads it, batch 256): with 1, 2 and 4
+  decode threads, without the provenance read, and with its TTA and without on 1 and 2 ONNX
+  Runtime threads;
+- with `--session-options`, the default graph's model-alone speed under other ONNX Runtime
+  session options (optimisation level, threads, spinning).
 
-Rounds are interleaved (every path measured in every round, medians reported), so a shared
-machine's drift hits every path alike; compare ratios within one run. The load average is
-printed before and after.
+End-to-end runs stop after `--e2e-seconds` (slow paths at batch 1). Rounds are interleaved
+(every path measured in every round, medians reported), so a shared machine's drift hits every
+path alike; compare ratios within one run. The load average is printed before and after.
 
     python benchmarks/cpu_infer.py --data ../shared/data/cifake/cifake-test.tar.xz
     python benchmarks/cpu_infer.py --model runs/photo --data ../shared/data/aivsreal256/\
@@ -319,8 +325,8 @@ def main() -> None:
     print(
         f"\nmedian of {args.rounds} interleaved rounds; end to end over {len(paths)} files "
         f"(at most {cap:g} s a run); load average after: {load()}. images/CPU-s = images per "
-        "CPU second of this process (all its threads): what the work costs, much less "
-        "sensitive to other jobs' load"
+        "CPU second of this process (all its threads): what the work costs; on a shared VM it "
+        "drops under load too (other jobs share the physical cores): compare paths within a run"
     )
     print(
         "| path | TTA | measured | batch | images/s | images/CPU-s | images/s per round |\n"
