@@ -74,7 +74,12 @@ def main() -> None:
             secs = build(venv, src if name == "before" else ROOT, torch=name == "before")
             print(f"built {name} in {secs:.0f} s", file=sys.stderr)
     for name, venv in envs.items():
-        has_torch = subprocess.run([venv / "bin" / "python", "-c", "import torch"]).returncode == 0
+        has_torch = (
+            subprocess.run(
+                [venv / "bin" / "python", "-c", "import torch"], capture_output=True
+            ).returncode
+            == 0
+        )
         if has_torch != (name == "before"):
             raise SystemExit(f"{name}: torch is {'' if has_torch else 'not '}installed")
     cmd = ["predict", args.image, *shlex.split(args.predict_args)]
