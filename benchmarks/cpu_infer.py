@@ -83,8 +83,11 @@ def paths_for(model: str | None, wanted: list[str]) -> dict[str, Detector]:
     return {b: Detector.load(model, device="cpu", backend=b) for b in wanted if b in have}
 
 
-def accuracy(dets: dict[str, Detector], files, chunk: int = 256) -> dict[str, dict]:
-    """Per path: metrics with and without flip TTA, from one pre-processing of each file."""
+def accuracy(
+    dets: dict[str, Detector], files, ttas: list[str], chunk: int = 256
+) -> dict[str, dict]:
+    """Per path: metrics for each TTA in `ttas` (flip, none), from one pre-processing of each
+    file."""
     ref = next(iter(dets.values()))
     logits: dict[tuple[str, str], list[float]] = {}
     labels: list[int] = []
@@ -98,8 +101,12 @@ def accuracy(dets: dict[str, Detector], files, chunk: int = 256) -> dict[str, di
         xf = np.ascontiguousarray(x[:, :, ::-1])
         for name, det in dets.items():
             z0 = np.concatenate([det.runner(x[i : i + 64]) for i in range(0, len(x), 64)])
-            z1 = np.concatenate([det.runner(xf[i : i + 64]) for i in range(0, len(xf), 64)])
-            for tta, z in (("none", z0), ("flip", (z0 + z1) / 2)):
+            per_tta = {"none": z0}
+            if "flip" in ttas:
+                z1 = np.concatenate([det.runner(xf[i : i + 64]) for i in range(0, len(xf), 64)])
+                per_tta["flip"] = (z0 + z1) / 2
+            for tta in ttas:
+                z = per_tta[tta]
                 out = logits.setdefault((name, tta), [])
                 out += [
                     det.image_logit(z[e - len(a) : e]) for e, a in zip(ends, arrays, strict=True)
@@ -166,7 +173,7 @@ def session_rows(folder: Path, backend: str, x: np.ndarray, seconds: float) -> d
             r.session = ort_session(r.path, session_options(threads, opt, spinning=True))
         for bs in (1, 64):
             key = f"{backend} model alone: optimisation {opt}, {threads} threads, "
-            key += f"{'spinning' if spin else 'no spinning'} | none | model alone | {bs}"
+            key += f"{'spinning' if spin else 'no spinning'} | none | model alone (arrays/s) | {bs}"
             out[key] = rate(lambda r=r, b=bs: r(x[:b]), bs, seconds)
     return out
 
@@ -180,6 +187,9 @@ def main() -> None:
     p.add_argument("--accuracy-n", type=float, default=None, help="subset (default: all)")
     p.add_argument("--speed-n", type=int, default=2000, help="files for end-to-end timing")
     p.add_argument("--batches", nargs="+", type=int, default=[1, 64])
+    p.add_argument(
+        "--ttas", nargs="+", choices=["flip", "none"], default=["flip", "none"], help="TTAs to try"
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -236,20 +246,17 @@ def main() -> None:
     if not args.skip_accuracy:
         files = list_labelled(args.data, split=args.split, subset=args.accuracy_n, seed=0)
         t0 = time.perf_counter()
-        acc = accuracy(dets, files)
+        acc = accuracy(dets, files, args.ttas)
         n_fake = int(np.sum(files.labels))
         print(
             f"\naccuracy on {len(files)} images ({len(files) - n_fake} real, {n_fake} fake; "
             f"{time.perf_counter() - t0:.0f} s); load average: {load()}"
         )
-        print("| path | accuracy (flip TTA) | ROC-AUC (flip) | accuracy (no TTA) | ROC-AUC |")
-        print("|---|---|---|---|---|")
+        print("| path | " + " | ".join(f"accuracy ({t} TTA) | ROC-AUC ({t})" for t in args.ttas))
+        print("|---" * (1 + 2 * len(args.ttas)) + "|")
         for name, m in acc.items():
-            f, n = m["flip"], m["none"]
-            print(
-                f"| {name} | {f['accuracy']:.4f} | {f['roc_auc']:.4f} | {n['accuracy']:.4f} | "
-                f"{n['roc_auc']:.4f} |"
-            )
+            cells = [f"{m[t]['accuracy']:.4f} | {m[t]['roc_auc']:.4f}" for t in args.ttas]
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
     if args.skip_speed:
         return
@@ -263,6 +270,7 @@ def main() -> None:
             f.write_bytes(raw)
             paths.append(str(f))
         x = np.concatenate([ref.preprocess(f) for f in paths[:256]])
+        per_image = len(x) / min(256, len(paths))
         if len(x) < 64:
             x = np.concatenate([x] * (64 // len(x) + 1))
         nulls = {
@@ -275,7 +283,7 @@ def main() -> None:
         # the default path with its TTA and without, on 1 and 2 ONNX Runtime threads
         variants: dict[tuple[str, int], Detector] = {}
         if default != "torch" and not auto.routes:
-            for tta in dict.fromkeys([auto.config.get("tta", "none"), "none"]):
+            for tta in dict.fromkeys([auto.config.get("tta", "none"), *args.ttas]):
                 for threads in (1, 2):
                     det = Detector.load(args.model, device="cpu")
                     det.runner = OnnxRunner(folder / VARIANTS[default][0], threads=threads)
@@ -310,12 +318,12 @@ def main() -> None:
                 key = f"default ({default}), ONNX Runtime {threads} threads | {tta}"
                 add(f"{key} | end to end | 256", e2e_rate(det, paths, 256, cap))
             for name, det in dets.items():
-                for tta in ("flip", "none"):
+                for tta in args.ttas:
                     det.tta = tta
                     for bs in args.batches:
                         key = f"{name} | {tta}"
                         add(
-                            f"{key} | model alone | {bs}",
+                            f"{key} | model alone (arrays/s) | {bs}",
                             rate(lambda d=det, b=bs: d.logits_arrays(x[:b], b), bs, args.seconds),
                         )
                         add(f"{key} | end to end | {bs}", e2e_rate(det, paths, bs, cap))
@@ -323,7 +331,8 @@ def main() -> None:
                 for key, value in session_rows(folder, default, x, args.seconds).items():
                     add(key, value)
     print(
-        f"\nmedian of {args.rounds} interleaved rounds; end to end over {len(paths)} files "
+        f"\nmedian of {args.rounds} interleaved rounds; model alone counts arrays (network "
+        f"inputs: {per_image:.2f} per image here); end to end over {len(paths)} files "
         f"(at most {cap:g} s a run); load average after: {load()}. images/CPU-s = images per "
         "CPU second of this process (all its threads): what the work costs; on a shared VM it "
         "drops under load too (other jobs share the physical cores): compare paths within a run"
