@@ -252,7 +252,11 @@ def main() -> None:
             f"\naccuracy on {len(files)} images ({len(files) - n_fake} real, {n_fake} fake; "
             f"{time.perf_counter() - t0:.0f} s); load average: {load()}"
         )
-        print("| path | " + " | ".join(f"accuracy ({t} TTA) | ROC-AUC ({t})" for t in args.ttas))
+        print(
+            "| path | "
+            + " | ".join(f"accuracy ({t} TTA) | ROC-AUC ({t})" for t in args.ttas)
+            + " |"
+        )
         print("|---" * (1 + 2 * len(args.ttas)) + "|")
         for name, m in acc.items():
             cells = [f"{m[t]['accuracy']:.4f} | {m[t]['roc_auc']:.4f}" for t in args.ttas]
