@@ -105,3 +105,12 @@ def test_torch_commands_say_what_to_install_in_one_line(args, tmp_path):
     assert rc == 2
     assert err.strip().count("\n") == 0 and err.startswith("error: "), err
     assert "pip install 'fakescope[torch]'" in err or "pip install 'fakescope[onnx]'" in err
+
+
+@pytest.mark.parametrize("args", [["models"], ["train", "--help"], ["explain", "--help"]])
+def test_the_command_line_itself_needs_no_torch(args):
+    """Building the parser (every command's options and choices) must not import the torch
+    extra: it runs before any command, the light install's predict included."""
+    rc, out, err, _ = run_cli(args)
+    assert rc == 0, err
+    assert "photo-effnet-lite2" in out or "usage" in out

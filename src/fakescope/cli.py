@@ -449,12 +449,10 @@ def cmd_export(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
+    from fakescope.choices import ARCH_NAMES, BATCH_SIZES, LR_RANGE, METHOD_NAMES, OPTIMIZERS
     from fakescope.config import PRESETS
     from fakescope.detector import available_models
-    from fakescope.explain import METHOD_NAMES
-    from fakescope.models import ARCHS
     from fakescope.predict import FORMATS
-    from fakescope.tune import BATCH_SIZES, LR_RANGE, OPTIMIZERS
 
     p = _Parser(
         prog="fakescope",
@@ -506,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--config", metavar="FILE", help="JSON config file (e.g. tune's best_config.json)"
     )
-    t.add_argument("--arch", choices=list(ARCHS), help="network (default: the preset's)")
+    t.add_argument("--arch", choices=list(ARCH_NAMES), help="network (default: the preset's)")
     t.add_argument("--epochs", type=argtypes.positive_int, help="maximum number of epochs")
     t.add_argument("--batch-size", type=argtypes.positive_int, help="images per training step")
     t.add_argument("--lr", type=argtypes.positive_float, help="(peak) learning rate")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from fakescope.choices import METHOD_NAMES
 from fakescope.errors import FakescopeError, missing_extra
 from fakescope.models import Classifier, to_input
 
@@ -39,9 +40,6 @@ def _methods() -> dict[str, type]:
         "layercam": pgc.LayerCAM,
         "eigencam": pgc.EigenCAM,
     }
-
-
-METHOD_NAMES = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam")
 
 
 def target_layer(model: Classifier, input_size: int) -> tuple[torch.nn.Module, str, int]:

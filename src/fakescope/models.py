@@ -12,6 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
+from fakescope.choices import ARCH_NAMES
 from fakescope.errors import FakescopeError
 
 MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10 statistics; CIFAKE's real half is CIFAR-10
@@ -221,6 +222,7 @@ ARCHS: dict[str, Callable[[], nn.Module]] = {
     "effnet_lite0": lambda: EffNetLite("efficientnet-lite0", "rgb"),
     "effnet_lite0_rgbnpr": lambda: EffNetLite("efficientnet-lite0", "rgb+npr"),
 }
+assert tuple(ARCHS) == ARCH_NAMES  # the CLI lists ARCH_NAMES without importing torch
 
 
 def normalisation(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

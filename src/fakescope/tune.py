@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fakescope.choices import BATCH_SIZES, LR_RANGE, OPTIMIZERS
 from fakescope.config import resolve_config
 from fakescope.errors import missing_extra
 from fakescope.fileio import ensure_writable_dir, write_json, write_text
@@ -21,9 +22,6 @@ from fakescope.runs import DataArgs, load_train_data, log
 from fakescope.training import fit
 
 # The search space (also shown by `fakescope tune --help`).
-LR_RANGE = (1e-4, 1e-2)  # sampled on a log scale
-BATCH_SIZES = (16, 32, 64, 128, 256)
-OPTIMIZERS = ("adam", "sgd")
 
 
 def tune(
