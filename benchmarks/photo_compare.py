@@ -2,7 +2,8 @@
 
 Each recipe trains with the package's own `fit` (the crop recipe of `fakescope.training`) for the
 same number of epochs on the same training images, and is scored through `Detector` (tiles at
-native scale, mean logit) on stratified samples of the aivsreal256 and sdv1coco validation splits.
+native scale, mean logit; the network exported to ONNX and run by ONNX Runtime, as the shipped
+models run on the CPU) on stratified samples of the aivsreal256 and sdv1coco validation splits.
 A frozen-feature baseline (ImageNet EfficientNet-Lite2 features of each tile, mean-pooled,
 logistic regression) runs beside them. Prints one JSON line per recipe and writes a Markdown
 table.
@@ -27,7 +28,8 @@ from sklearn.metrics import roc_auc_score
 from fakescope.config import resolve_config
 from fakescope.data import load_images
 from fakescope.data.splits import split_two
-from fakescope.detector import Detector, model_config
+from fakescope.detector import Detector, model_config, save_model
+from fakescope.export import export_onnx
 from fakescope.models import build_model, load_backbone_file, pretrained_backbone_file
 from fakescope.training import fit
 
@@ -80,24 +82,52 @@ def scores(det: Detector, x: np.ndarray) -> np.ndarray:
     return np.array([r["prob_fake"] for r in rows])
 
 
-def frozen_probe(train, vals, crop: int) -> dict:
-    """Tile features of the frozen pretrained backbone (stride-1 stem), mean over tiles."""
+def onnx_detector(model, cfg, folder: Path) -> Detector:
+    """The trained network as the shipped models run on the CPU: saved, exported to ONNX and
+    scored by ONNX Runtime through `Detector` (the same scores as PyTorch within 1e-4, several
+    times faster on this CPU for EfficientNet-Lite)."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # no shared tensors
+    save_model(folder, type("S", (), {"state_dict": lambda self: state})(), model_config(cfg))
+    export_onnx(str(folder), exporter="torchscript")
+    return Detector.load(str(folder), device="cpu", backend="onnx", metadata=False)
+
+
+def frozen_probe(train, vals, crop: int, folder: Path) -> dict:
+    """Tile features of the frozen pretrained backbone (stride-1 stem), mean over tiles, then
+    logistic regression. The feature network runs on ONNX Runtime (exported once)."""
+    import onnxruntime as ort
+
     from fakescope.tiles import TileRule, cut
 
     model = build_model("effnet_lite2")
     model.net.load_backbone(load_backbone_file(pretrained_backbone_file("effnet_lite2")))
     model.eval()
+
+    class Features(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):  # uint8 N×H×W×3 -> pooled features N×C
+            x = (x.permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+            return self.net.features(x).mean((2, 3))
+
+    path = folder / "features.onnx"
+    example = torch.zeros(2, crop, crop, 3, dtype=torch.uint8)
+    torch.onnx.export(
+        Features(model.net).eval(),
+        (example,),
+        str(path),
+        dynamo=False,
+        input_names=["x"],
+        output_names=["f"],
+        dynamic_axes={"x": {0: "n"}, "f": {0: "n"}},
+    )
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rule = TileRule(tile=crop)
 
-    @torch.inference_mode()
     def feats(x):
-        out = []
-        for img in x:
-            tiles, _ = cut(img, rule)
-            t = torch.from_numpy(tiles).permute(0, 3, 1, 2).float().div(255)
-            f = model.net.features((t - 0.5) / 0.5).mean((2, 3)).mean(0)
-            out.append(f.numpy())
-        return np.stack(out)
+        return np.stack([sess.run(None, {"x": cut(img, rule)[0]})[0].mean(0) for img in x])
 
     clf = LogisticRegression(max_iter=2000, C=1.0).fit(feats(train.x), train.y)
     return {name: clf.predict_proba(feats(v.x))[:, 1] for name, v in vals.items()}
@@ -130,24 +160,24 @@ def main() -> None:
     ]
     for name in args.recipes:
         t0 = time.perf_counter()
-        if name == "frozen":
-            probs = frozen_probe(train, vals, 96)
-        else:
-            over = {"epochs": args.epochs, "device": "cpu", **RECIPES[name]}
-            cfg = resolve_config("photo", None, over)
-            with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory() as d:
+            if name == "frozen":
+                probs = frozen_probe(train, vals, 96, Path(d))
+            else:
+                over = {"epochs": args.epochs, "device": "cpu", **RECIPES[name]}
+                cfg = resolve_config("photo", None, over)
                 model, _ = fit(
                     cfg,
                     train.x[tr],
                     train.y[tr],
                     train.x[va],
                     train.y[va],
-                    Path(d),
+                    Path(d) / "run",
                     progress=False,
                     log=lambda *_: None,
                 )
-            det = Detector(model, model_config(cfg.to_dict()), torch.device("cpu"))
-            probs = {k: scores(det, v.x) for k, v in vals.items()}
+                det = onnx_detector(model, cfg.to_dict(), Path(d) / "model")
+                probs = {k: scores(det, v.x) for k, v in vals.items()}
         sec = time.perf_counter() - t0
         r = {"recipe": name, "seconds": round(sec)}
         for k, v in vals.items():

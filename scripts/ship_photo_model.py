@@ -24,6 +24,7 @@ from pathlib import Path
 from fakescope.calibrate import run_calibrate
 from fakescope.detector import CONFIG, WEIGHTS_DIR, Detector, save_model
 from fakescope.evaluate import evaluate
+from fakescope.export import export_onnx
 from fakescope.fileio import write_json, write_text
 from fakescope.robustness import run_robustness
 
@@ -72,6 +73,8 @@ than taken by a camera. The default model for every image larger than {route_max
 - Network: `{arch}` — EfficientNet-Lite2 with a **stride-1 stem** (the pretrained 3×3 kernel
   kept, no early downsampling: generation traces live in neighbouring pixels), one logit;
   {params:,} parameters; weights fp16, {size_mb:.1f} MB, SHA-256 `{sha}`.
+- ONNX: `model.onnx` (fp32, {onnx_mb:.1f} MB, SHA-256 `{onnx_sha}`), the default CPU path
+  (`--backend auto`); its scores match PyTorch's within 1e-4 (`tests/test_onnx.py`).
 - Input rule: `{tile}`×`{tile}` tiles cut from the image **at its own pixel scale** (never
   resized), at most {budget} tiles spread evenly over the whole image, the image's logit the
   **mean** of its tiles' logits (every tile is evidence; mean over top-k chosen on the
@@ -149,27 +152,37 @@ def main() -> None:
     p.add_argument("--band", type=float, default=0.2, help="uncertain band width")
     p.add_argument("--robust-subset", type=int, default=500)
     p.add_argument("--route-max", type=int, default=64)
+    p.add_argument(
+        "--calibrated",
+        type=Path,
+        help="a folder `fakescope calibrate` already wrote for this run (skips step 1)",
+    )
     p.add_argument("--hardware", default=f"the 2-core CPU ({platform.machine()})")
     args = p.parse_args()
 
     cal_dir = args.work / "calibrated"
-    cfg = run_calibrate(
-        str(args.run),
-        [str(args.run / "heldout")],
-        cal_dir,
-        target_fpr=args.target_fpr,
-        band_width=args.band,
-        method="auto",
-        device="cpu",
-        progress=False,
-    )
+    if args.calibrated:
+        cfg = json.loads((args.calibrated / CONFIG).read_text())
+    else:
+        cfg = run_calibrate(
+            str(args.run),
+            [str(args.run / "heldout")],
+            cal_dir,
+            target_fpr=args.target_fpr,
+            band_width=args.band,
+            method="auto",
+            device="cpu",
+            progress=False,
+        )
     run_det = Detector.load(str(args.run), device="cpu")
     out = WEIGHTS_DIR / args.name
     config = {k: v for k, v in cfg.items() if k not in ("format", "weights_sha256")}
     config["metrics"] = {}
     save_model(out, run_det.model, config, half=True)
+    export_onnx(args.name)  # model.onnx beside it, recorded in config.json
 
-    det = Detector.load(args.name, device="cpu", metadata=False)  # the shipped fp16 files
+    # the shipped files, on the default CPU path (ONNX Runtime; the same scores as PyTorch)
+    det = Detector.load(args.name, device="cpu", metadata=False)
     sets = {
         "aivsreal256_validation": args.shared / "aivsreal256/aivsreal256-validation.tar",
         "sdv1coco_validation": args.shared / "sdv1coco/sdv1coco-crops256-validation.tar",
@@ -208,9 +221,8 @@ def main() -> None:
     metrics["training"] = {
         k: run_cfg["metrics"].get(k) for k in ("epochs", "train_seconds", "val", "split")
     }
+    config = json.loads((out / CONFIG).read_text())  # as saved and exported (SHA-256s)
     config["metrics"] = metrics
-    config["weights_sha256"] = json.loads((out / CONFIG).read_text())["weights_sha256"]
-    config["format"] = "fakescope-model/1"
     write_json(out / CONFIG, config)
 
     t, rep = config["training"], config.get("calibration_report", {})
@@ -228,7 +240,7 @@ def main() -> None:
         for r in metrics["robustness_aivsreal256"]["results"]
     )
     band = config.get("uncertain") or [config["threshold"], config["threshold"]]
-    import torch
+    import onnxruntime
 
     card = CARD.format(
         name=args.name,
@@ -255,7 +267,9 @@ def main() -> None:
         train_s=run_cfg["metrics"]["train_seconds"],
         hardware=args.hardware,
         date=time.strftime("%Y-%m-%d"),
-        eval_hw=f"CPU, torch {torch.__version__}",
+        eval_hw=f"CPU, ONNX Runtime {onnxruntime.__version__}",
+        onnx_mb=(out / "model.onnx").stat().st_size / 1e6,
+        onnx_sha=config["onnx_sha256"],
         eval_rows=eval_rows,
         robust_n=args.robust_subset,
         robust_rows=robust_rows,
