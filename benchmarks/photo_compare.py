@@ -147,8 +147,10 @@ def main() -> None:
 
     paths = [args.shared / f for k in args.train for f in TRAIN_SETS[k]]
     data = load_images(paths, size=256, rule="crop", split="train", progress=False)
-    keep, _ = split_two(data.y, 1 - min(1.0, args.subset / len(data.y)), 0)
-    train = data.take(keep) if args.subset < len(data.y) else data
+    train = data
+    if args.subset < len(data.y):
+        keep, _ = split_two(data.y, 1 - args.subset / len(data.y), 0)
+        train = data.take(keep)
     tr, va = split_two(train.y, 0.1, 0)
     vals = val_sets(args.shared, args.val_a, args.val_s)
     lines = [

@@ -474,8 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
         if model:
             sp.add_argument(
                 "--model",
-                help=f"shipped model name ({shipped}) or run folder (default: the shipped "
-                "CIFAKE model)",
+                help=f"shipped model name ({shipped}) or run folder (default: auto, which "
+                "sends images of at most 64 px a side to the CIFAKE model and larger ones to "
+                "the photo model)",
             )
 
     t = _subcommand(
