@@ -15,6 +15,7 @@ table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -168,6 +169,8 @@ def main() -> None:
             else:
                 over = {"epochs": args.epochs, "device": "cpu", **RECIPES[name]}
                 cfg = resolve_config("photo", None, over)
+                if "pretrained" in RECIPES[name]:  # resolve_config ignores None overrides
+                    cfg = dataclasses.replace(cfg, pretrained=RECIPES[name]["pretrained"])
                 model, _ = fit(
                     cfg,
                     train.x[tr],
