@@ -72,13 +72,14 @@ def test_page_end_to_end(tmp_path):
             page.on("console", lambda m: m.type == "error" and problems.append(m.text))
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.goto(server.url + "/")
-            sync_api.expect(page.locator("#model")).to_contain_text("cifake-resnet10s")
+            sync_api.expect(page.locator("#model")).to_contain_text("auto")  # the default
 
             # 1. upload through the file input
             good = _samples()
             page.set_input_files("#chooser", files=[_file(*good[0])])
             card = page.locator(".card", has_text=good[0][0])
             sync_api.expect(card).to_have_attribute("data-state", "done")
+            sync_api.expect(card).to_contain_text("cifake-resnet10s")  # auto's pick, per image
             verdict = card.locator(".verdict").inner_text()
             assert verdict.split(":")[0] in ("Real", "Fake", "Uncertain"), verdict
             assert card.locator(".prob").inner_text().startswith("prob_fake ")

@@ -9,7 +9,8 @@ write a calibrated copy of the model folder.
    the data is <= the target (`calibration.threshold_for_fpr`).
 4. Optional uncertain band of width W centred on the threshold (`calibration.uncertain_band`).
 
-The copy holds `model.safetensors` (byte for byte, so `weights_sha256` stays valid) and
+The copy holds `model.safetensors` (byte for byte, so `weights_sha256` stays valid), the
+source's ONNX graphs if it has them, and
 `config.json` with `calibration`, `threshold`, `uncertain` and a `calibration_report`; beside
 them `report.md` and `reliability.png`. The data must not be the data you report test numbers
 on: the threshold is chosen on it.
@@ -200,6 +201,12 @@ def _write_model(src: Path, out: Path, config: dict[str, Any]) -> None:
     expected = config.get("weights_sha256")
     if expected and sha256_file(out / WEIGHTS) != expected:
         raise FakescopeError(f"{out / WEIGHTS}: copy does not match weights_sha256")
+    # The source's ONNX graphs too (their SHA-256s are in the config): the copy then scores on
+    # the same backend, and so the same logits, that the calibration was fitted to.
+    for graph in ("model.onnx", "model.int8.onnx"):
+        if (src / graph).is_file():
+            with atomic_path(out / graph) as tmp:
+                shutil.copyfile(src / graph, tmp)
     write_json(out / CONFIG, config)
 
 
