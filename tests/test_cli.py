@@ -196,7 +196,9 @@ def test_unwritable_output_is_a_clear_error(cifake_dir, tmp_path, capsys):
 def test_models_lists_names_first(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines and lines[0].split()[0] == "cifake-resnet10s" and "(default)" in lines[0]
+    assert lines and lines[0].split()[0] == "auto" and "(default)" in lines[0]
+    names = [ln.split()[0] for ln in lines if not ln.startswith(" ")]
+    assert names == ["auto", "cifake-resnet10s", "photo-effnet-lite2"]
 
 
 def test_tune_writes_trials_and_a_config_train_accepts(cifake_dir, tmp_path, capsys):
