@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from fakescope.cli import main
-from fakescope.detector import Detector
+from fakescope.detector import ROW_FIELDS, Detector
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.images import to_model_input
 from tests.hostile import bomb_png, exif_rotated_jpeg, invalid_files, make_corpus, valid_files
@@ -71,7 +71,8 @@ def test_detector_api(tiny_model, tmp_path):
     p = tmp_path / "a.png"
     p.write_bytes(valid_files()["plain.png"])
     row = det.predict(str(p))
-    assert set(row) == {"path", "prob_fake", "label", "model", "error"}
+    assert tuple(row) == ROW_FIELDS  # provenance fields included (metadata is read by default)
+    assert row["provenance"] == "" and row["verdict_source"] == "pixels"
     assert row["model"] == str(tiny_model)  # a run folder is named by its path
     assert 0 <= row["prob_fake"] <= 1 and row["label"] in ("real", "fake")
     img = Image.open(p)
