@@ -282,7 +282,7 @@ def test_corrupt_files_are_excluded_from_training(tmp_path, capsys):
     assert "1 images could not be decoded" in err and "broken.png" in err
 
 
-def _train_cmd(data: Path, out: Path) -> list[str]:
+def _train_cmd(data: Path, out: Path, epochs: int = 5) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -297,7 +297,7 @@ def _train_cmd(data: Path, out: Path) -> list[str]:
         "--amp",
         "off",
         "--epochs",
-        "5",
+        str(epochs),
         "--batch-size",
         "16",
         "--device",
@@ -309,10 +309,10 @@ def _train_cmd(data: Path, out: Path) -> list[str]:
 
 
 def _signal_after_first_checkpoint(
-    data: Path, run: Path, env: dict, sig: signal.Signals, **popen_kw
+    data: Path, run: Path, env: dict, sig: signal.Signals, epochs: int = 5, **popen_kw
 ) -> subprocess.Popen:
     """Start a training run and send `sig` a moment into its second epoch."""
-    proc = subprocess.Popen(_train_cmd(data, run), env=env, **popen_kw)
+    proc = subprocess.Popen(_train_cmd(data, run, epochs), env=env, **popen_kw)
     deadline = time.time() + 300
     while not (run / "checkpoint.safetensors").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -354,12 +354,20 @@ def test_ctrl_c_stops_cleanly_and_resumes(cifake_dir, tmp_path):
     intact and `--resume` finishes the run."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = tmp_path / "run"
+    # 40 epochs of about a second: the signal lands mid-run even on a busy machine (with 5,
+    # a loaded CI machine once finished the run before the signal arrived)
     proc = _signal_after_first_checkpoint(
-        cifake_dir, run, env, signal.SIGINT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        cifake_dir,
+        run,
+        env,
+        signal.SIGINT,
+        epochs=40,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
     )
     err = proc.communicate(timeout=120)[1].decode()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "--resume" in err
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no half-written files
     _resume(run, env)
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 5
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 40

@@ -280,6 +280,8 @@ class Detector:
         self._model = getattr(runner, "model", None)  # the torch module, for Grad-CAM
         self._torch_loader = None  # set by `load` when scoring runs on another backend
         self.device = getattr(runner, "device", None)
+        if routes:  # where its members run (they are loaded with the same device)
+            self.device = routes[0][1].device
         self.batch_size = getattr(runner, "batch_size", 64)
         if routes:
             self.rule, self.tile_rule, self.input_size = "route", None, None
