@@ -28,6 +28,7 @@ import csv
 import glob
 import json
 import os
+import shutil
 import sys
 import tarfile
 import time
@@ -418,15 +419,14 @@ class Sink:
         self.flush()
         parts = self.part_files()
         if not parts and self.output.exists():
-            if self.parts.is_dir():
-                self.parts.rmdir()  # left empty by a run killed before its first part
+            shutil.rmtree(self.parts, ignore_errors=True)  # a killed run's leftovers only
             return
         sources = ([self.output] if self.output.exists() else []) + parts
         self._write(self.output, (rows for f in sources for rows in self._read(f)))
         for p in parts:
             p.unlink()
-        if self.parts.is_dir():
-            self.parts.rmdir()
+        # what is left is a killed run's half-written temporary part (never listed as a part)
+        shutil.rmtree(self.parts, ignore_errors=True)
 
 
 # ---- the command -----------------------------------------------------------------------------
