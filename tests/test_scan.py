@@ -186,6 +186,27 @@ def test_local_engine_equals_predict_and_resumes(tiny_model, folder, archives, t
     assert not list(tmp_path.glob(".scan.csv.parts"))
 
 
+def _children(pid: int) -> list[int]:
+    """Linux: the pids whose parent is `pid` (from /proc; empty elsewhere)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
 def test_sigkill_mid_scan_loses_nothing_written(tiny_model, folder, tmp_path):
     out = tmp_path / "scan.parquet"
@@ -197,9 +218,16 @@ def test_sigkill_mid_scan_loses_nothing_written(tiny_model, folder, tmp_path):
     deadline = time.time() + 300
     while len(list(parts.glob("part-*"))) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not out.exists()  # it really was cut short
+    if sys.platform == "linux":  # the orphaned workers notice and exit (they poll every 1 s)
+        assert workers, "the scan had no worker processes"
+        deadline = time.time() + 30
+        while any(_alive(p) for p in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in workers if _alive(p)], "scan workers outlived their killed driver"
     kept = Sink(out).done()
     assert len(kept) >= 4
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

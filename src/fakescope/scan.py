@@ -182,10 +182,25 @@ class Scorer:
 _worker: Scorer | None = None
 
 
-def _init_local_worker(model, device, batch_size, threads: int) -> None:
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """A driver killed with SIGKILL cannot stop its pool, and an idle worker would wait on its
+    queue forever: each worker watches for its parent to go and then exits (a thread rather
+    than Linux's PR_SET_PDEATHSIG, so it works on every platform)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fakescope-parent-watch", daemon=True).start()
+
+
+def _init_local_worker(model, device, batch_size, threads: int, parent: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    _exit_with_parent(parent)
     # before torch is imported: each worker uses its share of the cores, not all of them
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     global _worker
@@ -224,7 +239,7 @@ def run_local(refs: Iterable[Ref], model, device, workers: int, batch_size: int)
     threads = max(1, (os.cpu_count() or 1) // workers)
     # spawn: safe with CUDA and with a parent that has imported torch
     ctx = multiprocessing.get_context("spawn")
-    args = (model, device, batch_size, threads)
+    args = (model, device, batch_size, threads, os.getpid())
     try:
         with ProcessPoolExecutor(workers, ctx, _init_local_worker, args) as pool:
             pending: deque = deque()
