@@ -32,11 +32,26 @@ from fakescope.training import fit
 TARGETS = (0.95, 0.98)
 
 
+def parse_recipe(recipe: str) -> tuple[str, dict]:
+    """`preset` or `preset:key=value,key=value` (a variant: `fast:ema=0.999,epochs=16`); values
+    are JSON (numbers, true/false) or else strings."""
+    preset, _, rest = recipe.partition(":")
+    over = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            over[key] = json.loads(value)
+        except json.JSONDecodeError:
+            over[key] = value
+    return preset, over
+
+
 def run_recipe(recipe: str, seed: int, data, test, args) -> dict:
-    over = {"seed": seed, "device": args.device}
+    preset, over = parse_recipe(recipe)
+    over.update({"seed": seed, "device": args.device})
     if args.epochs:
         over["epochs"] = args.epochs
-    cfg = resolve_config(recipe, overrides=over)
+    cfg = resolve_config(preset, overrides=over)
     device = resolve_device(cfg.device)
     idx = make_splits(data.y, "official", cfg.val_fraction, seed)
     tr, va = data.take(idx["train"]), data.take(idx["val"])
@@ -106,12 +121,18 @@ def table(rows: list[dict]) -> str:
             vals = [r[k] for r in rs]
             return None if any(v is None for v in vals) else float(np.mean(vals))
 
+        def spread(k, rs=rs) -> str:
+            """mean ± sample standard deviation over seeds (the mean alone for one seed)."""
+            vals = [r[k] for r in rs]
+            sd = f" ± {np.std(vals, ddof=1):.4f}" if len(vals) > 1 else ""
+            return f"{np.mean(vals):.4f}{sd}"
+
         gpu_gb = "n/a (CPU)" if mean("peak_gpu_gb") is None else f"{mean('peak_gpu_gb'):.2f}"
         out.append(
             f"| {recipe} | {rs[0]['arch']} | {len(rs)} | {mean('epochs'):.1f} | "
             f"{mean('train_seconds'):.1f} | {fmt(mean('seconds_to_95'))} | "
-            f"{fmt(mean('seconds_to_98'))} | {mean('accuracy'):.4f} | {mean('precision'):.4f} | "
-            f"{mean('recall'):.4f} | {mean('f1'):.4f} | {mean('roc_auc'):.4f} | "
+            f"{fmt(mean('seconds_to_98'))} | {spread('accuracy')} | {mean('precision'):.4f} | "
+            f"{mean('recall'):.4f} | {mean('f1'):.4f} | {spread('roc_auc')} | "
             f"{mean('images_per_second'):.0f} | {gpu_gb} |"
         )
     return "\n".join(out)
@@ -121,7 +142,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", nargs="+")
     p.add_argument("--test-data", nargs="+")
-    p.add_argument("--recipes", nargs="+", default=["reference", "fast"])
+    p.add_argument(
+        "--recipes",
+        nargs="+",
+        default=["reference", "fast"],
+        help="presets, or variants as preset:key=value,... (e.g. fast:ema=0.999)",
+    )
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--subset", type=float, help="stratified training subset")
     p.add_argument("--test-subset", type=float)
@@ -137,7 +163,11 @@ def main() -> None:
         p.error("--data and --test-data are required")
     data = load_images(args.data, subset=args.subset, progress=False)
     test = load_images(args.test_data, purpose="eval", subset=args.test_subset, progress=False)
-    rows = [run_recipe(r, s, data, test, args) for r in args.recipes for s in range(args.seeds)]
+    rows = []
+    for recipe in args.recipes:
+        for seed in range(args.seeds):
+            rows.append(run_recipe(recipe, seed, data, test, args))
+            Path(args.json).write_text(json.dumps(rows, indent=2))  # a cut run keeps these
     dev = resolve_device(args.device)
     hw = hardware(dev)
     print(

@@ -86,7 +86,9 @@ def test_config_resolution_order(tmp_path):
 def test_augment_flip_and_translate_preserve_content():
     cfg = TrainConfig(flip=True, translate=2)
     x = torch.rand(64, 3, 32, 32)
-    out = training.augment(x, torch.Generator().manual_seed(0), cfg)
+    draws = training.Draws.draw(64, torch.Generator().manual_seed(0), cfg, "cpu")
+    assert 10 < int(draws.flip.sum()) < 54 and set(draws.shift.unique().tolist()) <= set(range(5))
+    out = training.augment(x, draws, cfg)
     assert out.shape == x.shape
     # a translated image is a shifted copy: its centre 28×28 appears in the input somewhere
     for i in range(4):
@@ -117,6 +119,55 @@ def test_early_stopping_stops_and_restores_best(tmp_path, monkeypatch):
     for k, v in model.state_dict().items():
         assert torch.equal(v, snapshots[1][k]), k  # weights of epoch 2, not epoch 5
     assert not torch.equal(snapshots[1]["net.fc.weight"], snapshots[4]["net.fc.weight"])
+
+
+def test_ema_is_returned_validated_and_resumes_exactly(tmp_path):
+    """The weight average is what fit returns (not the raw weights), and a run cut after an
+    epoch and resumed ends on the same average as an uninterrupted one."""
+    from safetensors.torch import load_file
+
+    cfg = TrainConfig(arch="resnet10t", epochs=2, batch_size=8, lr=1e-2, patience=0, ema=0.9)
+    x = np.random.default_rng(0).integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
+    y = np.array([0, 1] * 16)
+    quiet = {"progress": False, "log": lambda _: None}
+    whole, _ = training.fit(cfg, x, y, x, y, tmp_path / "whole", **quiet)
+    ckpt = load_file(str(tmp_path / "whole" / training.CHECKPOINT))
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, ckpt[f"ema.module.{k}"]), k
+    assert not torch.equal(whole.state_dict()["net.fc.weight"], ckpt["model.net.fc.weight"])
+
+    class Cut(Exception):
+        pass
+
+    def cut(epoch, row, model):
+        raise Cut
+
+    with pytest.raises(Cut):
+        training.fit(cfg, x, y, x, y, tmp_path / "cut", on_epoch=cut, **quiet)
+    resumed, state = training.fit(cfg, x, y, x, y, tmp_path / "cut", resume=True, **quiet)
+    assert state.epoch == 2
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    with pytest.raises(FakescopeError, match="ema"):
+        resolve_config("fast", overrides={"ema": 1.0})
+    with pytest.raises(FakescopeError, match="compile"):
+        resolve_config("fast", overrides={"compile": "fastest"})
+    with pytest.raises(FakescopeError, match="CUDA"):
+        cpu = TrainConfig(arch="resnet10t", epochs=1, compile="reduce-overhead", device="cpu")
+        training.fit(cpu, x, y, x, y, tmp_path / "compiled", **quiet)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 4])
+def test_one_cycle_survives_a_handful_of_steps(tmp_path, epochs):
+    """A tiny run (one step per epoch) used to divide by zero inside OneCycleLR."""
+    cfg = TrainConfig(
+        arch="resnet10t", epochs=epochs, batch_size=16, schedule="onecycle", patience=0
+    )
+    x = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+    y = np.array([0, 1] * 8)
+    _, state = training.fit(cfg, x, y, x, y, tmp_path, progress=False, log=lambda _: None)
+    assert state.epoch == epochs and all(math.isfinite(r["train_loss"]) for r in state.history)
+    assert all(0 <= r["lr"] <= cfg.lr for r in state.history)
 
 
 @pytest.mark.slow

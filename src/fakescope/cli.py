@@ -104,6 +104,8 @@ def _train_overrides(args) -> dict:
         "crop",
         "pretrained",
         "init",
+        "ema",
+        "compile",
     )
     return {k: getattr(args, k, None) for k in keys}
 
@@ -450,7 +452,7 @@ def cmd_export(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from fakescope import __version__
     from fakescope.choices import ARCH_NAMES, BATCH_SIZES, LR_RANGE, METHOD_NAMES, OPTIMIZERS
-    from fakescope.config import PRESETS
+    from fakescope.config import COMPILE_MODES, PRESETS
     from fakescope.detector import available_models
     from fakescope.predict import FORMATS
 
@@ -541,6 +543,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="start from the weights of a fakescope model (run folder or shipped name) of the "
         "same architecture, e.g. to fine-tune it on your data",
+    )
+    t.add_argument(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights with this per-step decay "
+        "(e.g. 0.999) and validate and keep the average; 0 = off",
+    )
+    t.add_argument(
+        "--compile",
+        choices=list(COMPILE_MODES),
+        help="torch.compile the training step (reduce-overhead: CUDA graphs, for small batches "
+        "on a GPU); the same math, a compile pause at the start",
     )
     _seed_arg(t, None, "subsets, splits, initialisation and augmentation (default: 0)")
     _device_arg(t, default=None)

