@@ -98,10 +98,9 @@ than taken by a camera. The default model for every image larger than {route_max
   scale through one shortcut-free pipeline for both classes (random rescale 0.5–1.5× with a
   random filter, mild blur and noise, JPEG re-encoding at quality 50–100 for 60% of images,
   flips; `fakescope.augment`), BCE, AdamW lr {lr} (one-cycle), weight decay {wd}, batch
-  {batch}, bf16 autocast, {epochs} epochs: {train_s:,.0f} s on {hardware}.
-- Command: `fakescope train --preset photo --epochs {epochs} --data <aivsreal256 train tars>
-  <sdv1coco train tar> --device cpu --out runs/photo`, then
-  `python scripts/ship_photo_model.py --run runs/photo --name {name}`.
+  {batch}, bf16 autocast, {epochs} epochs: {train_s:,.0f} s on {hardware}.{stages}
+- Command: {command}, then
+  `python scripts/ship_photo_model.py --run {run_name} --name {name}`.
 
 ## Evaluation (measured on the shipped file, {date}, {eval_hw})
 
@@ -140,6 +139,32 @@ Screening photographs for AI generation, with the score, the `uncertain` band an
 - The threshold was set on held-out photos of the training distribution; the false-positive
   rate on other photos can be higher.
 """
+
+
+def training_story(t: dict, run_cfg: dict, hardware: str) -> tuple[str, str, str]:
+    """The card's account of how the weights were made: one run from the ImageNet start, or
+    (`--init`) a fine-tuning run on top of an earlier run, whose config is read for its part."""
+    data = "--data <aivsreal256 train tars> <sdv1coco train tar> --device cpu"
+    first = "fakescope train --preset photo --epochs {e} " + data + " --out runs/photo"
+    init = t.get("init")
+    if not init:
+        return "", f"`{first.format(e=run_cfg['metrics']['epochs'])}`", "runs/photo"
+    try:
+        prev = json.loads((Path(init) / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"cannot read the --init run {init}: {e}") from None
+    pm, m = prev["metrics"], run_cfg["metrics"]
+    stages = (
+        f"\n- Two stages, the same data and splits: {pm['epochs']} epochs from the ImageNet start "
+        f"(lr {prev['training']['lr']}, {pm['train_seconds']:,.0f} s), then the {m['epochs']} "
+        f"epochs above from those weights (`--init`, a fresh one-cycle at lr {t['lr']}): "
+        f"{pm['train_seconds'] + m['train_seconds']:,.0f} s of training on {hardware} in all."
+    )
+    second = (
+        f"fakescope train --preset photo --epochs {m['epochs']} --lr {t['lr']} "
+        f"--init runs/photo {data} --out runs/photo-ft"
+    )
+    return stages, f"`{first.format(e=pm['epochs'])}`, then `{second}`", "runs/photo-ft"
 
 
 def main() -> None:
@@ -240,6 +265,7 @@ def main() -> None:
         for r in metrics["robustness_aivsreal256"]["results"]
     )
     band = config.get("uncertain") or [config["threshold"], config["threshold"]]
+    stages, command, run_name = training_story(t, run_cfg, args.hardware)
     import onnxruntime
 
     card = CARD.format(
@@ -266,6 +292,9 @@ def main() -> None:
         epochs=run_cfg["metrics"]["epochs"],
         train_s=run_cfg["metrics"]["train_seconds"],
         hardware=args.hardware,
+        stages=stages,
+        command=command,
+        run_name=run_name,
         date=time.strftime("%Y-%m-%d"),
         eval_hw=f"CPU, ONNX Runtime {onnxruntime.__version__}",
         onnx_mb=(out / "model.onnx").stat().st_size / 1e6,
