@@ -88,6 +88,17 @@ def _classes(args):
     return ClassNames(tuple(args.real_name or d.real), tuple(args.fake_name or d.fake))
 
 
+def _data_options(args, split: str | None = None) -> dict:
+    """The labelled-data options that evaluate, robustness, calibrate and audit share (the
+    `data` group of their parsers); `split` is the default where --split is not given."""
+    return {
+        "split": args.split or split,
+        "subset": args.subset,
+        "seed": args.seed,
+        "classes": _classes(args),
+    }
+
+
 def _train_overrides(args) -> dict:
     keys = (
         "arch",
@@ -158,10 +169,7 @@ def cmd_evaluate(args) -> int:
         det,
         args.data,
         Path(args.out),
-        split=args.split,
-        subset=args.subset,
-        seed=args.seed,
-        classes=_classes(args),
+        **_data_options(args),
         threshold=args.threshold,
         dedupe_against=args.dedupe_against,
         progress=_progress(args),
@@ -330,10 +338,7 @@ def cmd_robustness(args) -> int:
         det,
         args.data,
         Path(args.out),
-        split=args.split,
-        subset=args.subset,
-        seed=args.seed,
-        classes=_classes(args),
+        **_data_options(args),
         perturbations=args.perturbations,
         batch_size=args.batch_size,
         progress=_progress(args),
@@ -350,10 +355,7 @@ def cmd_calibrate(args) -> int:
         args.model,
         args.data,
         Path(args.out),
-        split=args.split,
-        subset=args.subset,
-        seed=args.seed,
-        classes=_classes(args),
+        **_data_options(args),
         target_fpr=args.target_fpr,
         band_width=args.uncertain_band,
         method=args.method,
@@ -382,10 +384,7 @@ def cmd_audit(args) -> int:
         ensure_writable_dir(args.out)
     rep = run_audit(
         args.data,
-        split=args.split or "all",
-        subset=args.subset,
-        seed=args.seed,
-        classes=_classes(args),
+        **_data_options(args, split="all"),
         near_distance=args.near_distance,
         exact_only=args.exact_only,
         workers=args.workers,
