@@ -19,6 +19,22 @@ from fakescope.models import ARCHS, build_model
 from tests.conftest import ROOT, make_image_tree
 
 
+def test_a_closed_pipe_ends_quietly():
+    """`fakescope models | head`: the reader is gone before the rows are written; no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # nobody will read
+    proc = subprocess.run(
+        [sys.executable, "-m", "fakescope", "models"], stdout=w, stderr=subprocess.PIPE, text=True
+    )
+    os.close(w)
+    assert proc.returncode == 141 and "Traceback" not in proc.stderr, proc.stderr
+    assert "BrokenPipe" not in proc.stderr, proc.stderr
+
+
 def test_out_on_an_existing_file_says_so(tmp_path):
     f = tmp_path / "report.txt"
     f.write_text("x")

@@ -8,6 +8,7 @@ where some files could not be scored exits 1; Ctrl-C exits 130 after the last ch
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -978,7 +979,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe raises here, inside the handler, not at exit
+        return code
     except FakescopeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -991,6 +994,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except BrokenPipeError:
+        # the reader went away (`fakescope predict dir | head`): stop quietly, as a shell tool
+        # does; stdout goes to /dev/null so Python's exit-time flush cannot raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(
             "interrupted; a training run continues with: fakescope train --resume RUN_DIR",
