@@ -4,8 +4,9 @@ Detectors learn shortcuts when the classes differ in anything but generation: fi
 quality, image size, resizing ("Fake or JPEG?", Grommelt et al. 2024). So *both* classes go
 through the same random pipeline, in the order a photo meets them on the web:
 
-    random rescale (0.5-1.5x, random filter)  ->  mild blur / noise  ->  JPEG re-encode
-    (random quality, sometimes none)  ->  random crop at the model's tile size  ->  flip
+    [reals only, optionally: resample 0.25-4x] or random rescale (0.5-1.5x, random filter)
+    ->  mild blur / noise  ->  JPEG re-encode (random quality, sometimes none)
+    ->  random crop at the model's tile size  ->  flip
 
 Per image, on the CPU, with Pillow (the cost is small next to the network's). Seeded through a
 `numpy.random.Generator`, so a run is reproducible.
@@ -14,6 +15,7 @@ Per image, on the CPU, with Pillow (the cost is small next to the network's). Se
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,6 +44,13 @@ class AugmentConfig:
     jpeg_min: int = 50
     jpeg_max: int = 100
     flip: bool = True
+    # Resampling is not generation: reals only, resized by a random factor in
+    # [real_resample_min, real_resample_max] (log-uniform, a random filter) before the rest of
+    # the pipeline, so upscaled and downscaled photos are learned as real. Fakes keep the
+    # symmetric rescale above. 0 = off (the recipe of the first photo releases).
+    real_resample_p: float = 0.0
+    real_resample_min: float = 0.25
+    real_resample_max: float = 4.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,13 +64,36 @@ def jpeg(img: Image.Image, quality: int) -> Image.Image:
     return Image.open(buf).convert("RGB")
 
 
+def _resample(img: Image.Image, crop: int, lo: float, hi: float, rng) -> Image.Image:
+    """Resize by a log-uniform factor in [lo, hi], never below one crop; an upscale is cut to
+    about two crops around a random point first (the rest would be thrown away)."""
+    w, h = img.size
+    lo = max(lo, crop / min(w, h))
+    s = float(np.exp(rng.uniform(np.log(lo), np.log(max(lo, hi)))))
+    if s > 1:
+        cw, ch = min(w, math.ceil(2 * crop / s) + 2), min(h, math.ceil(2 * crop / s) + 2)
+        left, top = int(rng.integers(w - cw + 1)), int(rng.integers(h - ch + 1))
+        img, w, h = img.crop((left, top, left + cw, top + ch)), cw, ch
+    size = (max(crop, round(w * s)), max(crop, round(h * s)))
+    return img.resize(size, RESAMPLE[rng.integers(len(RESAMPLE))])
+
+
 def augment_image(
-    x: np.ndarray, crop: int, rng: np.random.Generator, cfg: AugmentConfig
+    x: np.ndarray,
+    crop: int,
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+    label: float | None = None,
 ) -> np.ndarray:
-    """One H×W×3 uint8 image -> one `crop`×`crop`×3 uint8 training crop."""
+    """One H×W×3 uint8 image -> one `crop`×`crop`×3 uint8 training crop (`label` 0 = real
+    enables the reals-only resampling step)."""
     img = Image.fromarray(x)
     w, h = img.size
-    if rng.random() < cfg.rescale_p:
+    real = label is not None and label < 0.5
+    if cfg.real_resample_p and real and rng.random() < cfg.real_resample_p:
+        img = _resample(img, crop, cfg.real_resample_min, cfg.real_resample_max, rng)
+        w, h = img.size
+    elif rng.random() < cfg.rescale_p:
         lo = max(cfg.rescale_min, crop / min(w, h))  # never smaller than one crop
         s = float(np.exp(rng.uniform(np.log(lo), np.log(max(lo, cfg.rescale_max)))))
         size = (max(crop, round(w * s)), max(crop, round(h * s)))
@@ -87,7 +119,15 @@ def augment_image(
 
 
 def augment_batch(
-    x: np.ndarray, crop: int, rng: np.random.Generator, cfg: AugmentConfig
+    x: np.ndarray,
+    crop: int,
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+    labels: np.ndarray | None = None,
 ) -> np.ndarray:
     """N×H×W×3 uint8 -> N×crop×crop×3 uint8."""
-    return np.stack([augment_image(a, crop, rng, cfg) for a in x])
+    if labels is None:
+        return np.stack([augment_image(a, crop, rng, cfg) for a in x])
+    return np.stack(
+        [augment_image(a, crop, rng, cfg, float(t)) for a, t in zip(x, labels, strict=True)]
+    )

@@ -118,13 +118,23 @@ def _train_overrides(args) -> dict:
         "init",
         "ema",
         "compile",
+        "balance",
+        "epoch_size",
     )
     return {k: getattr(args, k, None) for k in keys}
 
 
+def _named_source(arg: str) -> tuple[str | None, str]:
+    """`NAME=PATH` (a source name for balanced sampling) or a plain PATH."""
+    name, eq, path = arg.partition("=")
+    if eq and name and "/" not in name and not Path(arg).exists():
+        return name, path
+    return None, arg
+
+
 def cmd_train(args) -> int:
     from fakescope.config import resolve_config
-    from fakescope.runs import DataArgs, log, resume_args, train_run
+    from fakescope.runs import DataArgs, log, resume_args, source_name, train_run
 
     if args.resume:
         out = Path(args.resume)
@@ -135,14 +145,16 @@ def cmd_train(args) -> int:
         out = Path(args.out)
         cfg = resolve_config(args.preset, args.config, _train_overrides(args))
         c = _classes(args)
+        named = [_named_source(p) for p in args.data]
         data = DataArgs(
-            [str(Path(p).resolve()) for p in args.data],
+            [str(Path(p).resolve()) for _, p in named],
             args.split,
             [str(Path(p).resolve()) for p in args.test_data or []],
             list(c.real),
             list(c.fake),
             args.cache_dir,
             not args.no_cache,
+            [n or source_name(p) for n, p in named],
         )
     log(
         f"training {cfg.arch} ({cfg.epochs} epochs max, batch {cfg.batch_size}, "
@@ -556,6 +568,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(COMPILE_MODES),
         help="torch.compile the training step (reduce-overhead: CUDA graphs, for small batches "
         "on a GPU); the same math, a compile pause at the start",
+    )
+    t.add_argument(
+        "--balance",
+        type=float,
+        metavar="B",
+        help="native-resolution recipe: sample each epoch by source (--data NAME=PATH names "
+        "them; default: the file name), a source of n images weighted by n**B within its class "
+        "(0: every source alike, 1: by size); the photo preset uses 0.5",
+    )
+    t.add_argument(
+        "--epoch-size",
+        type=argtypes.non_negative_int,
+        metavar="N",
+        help="images drawn per epoch when sampling by source (default: the training set's size)",
     )
     _seed_arg(t, None, "subsets, splits, initialisation and augmentation (default: 0)")
     _device_arg(t, default=None)

@@ -56,6 +56,12 @@ class TrainConfig:
     # torch.compile for the training step: off | default | reduce-overhead (CUDA graphs: the
     # batch-16 reference is bound by kernel launches on a GPU) | max-autotune. Same math.
     compile: str = "off"
+    # Sampling by source (the crop recipe): each epoch draws `epoch_size` images (0 = as many as
+    # the training set holds) with replacement, a (source, class) cell of n images weighted by
+    # n**balance within its class and the classes drawn equally; None = one plain pass. 0 gives
+    # every source of a class the same share however small it is, 1 weights by size.
+    balance: float | None = None
+    epoch_size: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -103,6 +109,10 @@ PRESETS["photo"] = {
     "val_fraction": 0.1,
     "heldout_fraction": 0.1,
     "eval_batch_size": 64,
+    # every shared source counts (small ones are drawn more often), and real photos are seen
+    # resized 0.25-4x (resampling is not generation)
+    "balance": 0.5,
+    "augment": {"real_resample_p": 0.3},
 }
 # The same recipe on a CPU: the narrow ResNet-10 in bf16 (fast on CPUs with AMX / AVX-512).
 PRESETS["cpu"] = {
@@ -158,6 +168,10 @@ def resolve_config(
         raise FakescopeError("heldout_fraction must be in [0, 0.5)")
     if not 0 <= cfg.ema < 1:
         raise FakescopeError("ema (the averaging decay) must be in [0, 1); 0 turns it off")
+    if cfg.balance is not None and not 0 <= cfg.balance <= 1:
+        raise FakescopeError("balance must be in [0, 1] (0: sources equal, 1: by size)")
+    if cfg.epoch_size < 0:
+        raise FakescopeError("epoch_size must be >= 0 (0: the training set's size)")
     if cfg.compile not in COMPILE_MODES:
         raise FakescopeError(f"compile must be one of {', '.join(COMPILE_MODES)}")
     return cfg

@@ -52,10 +52,30 @@ class DataArgs:
     fake_names: list[str] = field(default_factory=lambda: list(ClassNames().fake))
     cache_dir: str | None = None
     use_cache: bool = True
+    # One source name per path (`--data NAME=PATH`; default: the file's stem): the unit that
+    # `balance` samples by and that data.json records. Paths with one name form one source.
+    sources: list[str] = field(default_factory=list)
+
+    def source_of(self, names: list[str]) -> np.ndarray:
+        """The source name of each decoded image (by the path its display name starts with)."""
+        named = self.sources or [source_name(p) for p in self.paths]
+        keys = sorted(zip(self.paths, named, strict=True), key=lambda t: -len(t[0]))
+        out = []
+        for n in names:
+            out.append(next((s for p, s in keys if n.startswith(p)), "?"))
+        return np.array(out)
 
     @property
     def classes(self) -> ClassNames:
         return ClassNames(tuple(self.real_names), tuple(self.fake_names))
+
+
+def source_name(path: str) -> str:
+    """A path's default source name: its file name without archive suffixes."""
+    name = Path(path).name
+    for suffix in (".gz", ".xz", ".bz2", ".tar", ".zip", ".parquet"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def log(msg: str) -> None:
@@ -178,6 +198,15 @@ def _train_run(
             f"held-out files copied to {out / 'heldout'} ({n}); calibrate with: fakescope "
             f"calibrate --data {out / 'heldout'} --model {out}"
         )
+    sources = data.source_of(train.names)
+    if cfg.balance is not None:
+        cells = {}
+        for s, t in zip(sources, train.y, strict=True):
+            cells[(s, int(t))] = cells.get((s, int(t)), 0) + 1
+        log(
+            f"sampling by source (balance {cfg.balance}): "
+            + ", ".join(f"{s}/{'fake' if t else 'real'} {n}" for (s, t), n in sorted(cells.items()))
+        )
     model, state = fit(
         cfg,
         train.x,
@@ -189,6 +218,7 @@ def _train_run(
         progress=progress,
         log=log,
         on_epoch=on_epoch,
+        sources=sources,
     )
     if not d.main:
         return broadcast_object(None, d)

@@ -139,19 +139,43 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     raise FakescopeError(f"unknown schedule {cfg.schedule!r} (constant or onecycle)")
 
 
-def crop_batch(x: np.ndarray, idx: torch.Tensor, rng: np.random.Generator, cfg) -> torch.Tensor:
-    """Native-resolution recipe: each image through the shortcut-free pipeline to one crop."""
+def crop_batch(
+    x: np.ndarray, idx: torch.Tensor, rng: np.random.Generator, cfg, labels=None
+) -> torch.Tensor:
+    """Native-resolution recipe: each image through the shortcut-free pipeline to one crop
+    (`labels` for the reals-only resampling step)."""
     from fakescope.augment import AugmentConfig, augment_batch
 
     aug = AugmentConfig(**(cfg.augment or {}))
-    return torch.from_numpy(augment_batch(x[idx.numpy()], cfg.crop, rng, aug))
+    return torch.from_numpy(augment_batch(x[idx.numpy()], cfg.crop, rng, aug, labels))
 
 
-def epoch_order(n: int, gen: torch.Generator, d: Dist) -> torch.Tensor:
+def epoch_order(
+    n: int, gen: torch.Generator, d: Dist, weights: torch.Tensor | None = None, size: int = 0
+) -> torch.Tensor:
     """The epoch's seeded permutation (the same on every rank), its tail cut to a multiple of
-    the world size so every rank gets as many images (a no-op for one process)."""
-    order = torch.randperm(n, generator=gen)
-    return order[: n - n % d.world]
+    the world size so every rank gets as many images (a no-op for one process). With sampling
+    `weights` (one per image), `size` (default n) draws with replacement instead: balanced
+    sources see their small sets more often without copying them."""
+    if weights is None:
+        order = torch.randperm(n, generator=gen)
+    else:
+        order = torch.multinomial(weights, size or n, replacement=True, generator=gen)
+    return order[: len(order) - len(order) % d.world]
+
+
+def source_weights(sources: np.ndarray, labels: np.ndarray, balance: float) -> torch.Tensor:
+    """Per-image sampling weights: classes equally likely; within a class, a (source, class)
+    cell of n images gets a share proportional to n**balance (0: every source alike)."""
+    w = np.zeros(len(labels), np.float64)
+    for label in np.unique(labels):
+        cells = [(s, (sources == s) & (labels == label)) for s in np.unique(sources)]
+        cells = [(s, m) for s, m in cells if m.any()]
+        shares = np.array([m.sum() ** balance for _, m in cells], np.float64)
+        shares /= shares.sum()
+        for (_, m), share in zip(cells, shares, strict=True):
+            w[m] = share / m.sum()
+    return torch.from_numpy(w / w.sum())
 
 
 def rank_part(n: int, d: Dist) -> slice:
@@ -160,7 +184,9 @@ def rank_part(n: int, d: Dist) -> slice:
     return slice(d.rank * per, (d.rank + 1) * per)
 
 
-def steps_per_epoch(n: int, cfg: TrainConfig, d: Dist) -> int:
+def steps_per_epoch(n: int, cfg: TrainConfig, d: Dist, sampled: bool = False) -> int:
+    if sampled and cfg.epoch_size:
+        n = cfg.epoch_size
     return (n - n % d.world + cfg.batch_size - 1) // cfg.batch_size
 
 
@@ -178,17 +204,18 @@ def train_one_epoch(
     epoch=0,
     d: Dist | None = None,
     after_step=None,
+    weights: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One pass over the training set in a seeded random order; returns mean loss and accuracy.
     `x` is uint8 N×H×W×3: a tensor on the device (thumbnail recipe) or a numpy array on the CPU
     (crop recipe, augmented per image with a numpy RNG seeded by (seed, epoch), and by rank under
     DDP: resumable). Under DDP each rank trains on its part of every global batch and the
     returned loss and accuracy are over all ranks. `after_step` runs after every optimizer
-    step (the weight average)."""
+    step (the weight average). `weights`: sample the epoch by source (`source_weights`)."""
     d = d or Dist()
     model.train()
     rng = np.random.default_rng([cfg.seed, epoch, d.rank] if d.active else [cfg.seed, epoch])
-    order = epoch_order(len(y), gen, d)
+    order = epoch_order(len(y), gen, d, weights, cfg.epoch_size)
     n_total = len(order)
     n_batches = (n_total + cfg.batch_size - 1) // cfg.batch_size
     if not cfg.crop:  # the epoch's order and augmentation on the device, one copy each
@@ -211,7 +238,8 @@ def train_one_epoch(
         part = rank_part(len(batch), d)
         idx = batch[part]
         if cfg.crop:
-            xb = to_input(crop_batch(x, idx, rng, cfg).to(device), cfg.channels_last)
+            yb_cpu = y[idx.to(y.device)].cpu().numpy()
+            xb = to_input(crop_batch(x, idx, rng, cfg, yb_cpu).to(device), cfg.channels_last)
             idx = idx.to(device)
         else:
             xb = augment(to_input(x[idx], False), draws.take(rows).take(part), cfg)
@@ -413,6 +441,7 @@ def fit(
     progress: bool = True,
     log=print,
     on_epoch=None,
+    sources: np.ndarray | None = None,
 ) -> tuple[nn.Module, TrainState]:
     """Train, checkpointing every epoch into `run_dir`; returns the model with the weights the
     run ends on (the best validation loss when early stopping is on, else the last epoch).
@@ -465,7 +494,10 @@ def fit(
     # uint8 stays uint8: 4× less memory than float; crops are cut on the CPU
     x = x_train if cfg.crop else torch.from_numpy(x_train).to(device)
     y = torch.from_numpy(y_train.astype(np.float32)).to(device)
-    steps = steps_per_epoch(len(y_train), cfg, d)
+    weights = None
+    if cfg.balance is not None and sources is not None and cfg.crop:
+        weights = source_weights(np.asarray(sources), y_train, cfg.balance)
+    steps = steps_per_epoch(len(y_train), cfg, d, sampled=weights is not None)
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg, steps)
     ema = make_ema(model, cfg)
@@ -490,7 +522,20 @@ def fit(
         t0 = time.perf_counter()
         desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
         row = train_one_epoch(
-            net, opt, sched, x, y, gen, cfg, device, progress, desc, state.epoch, d, after_step
+            net,
+            opt,
+            sched,
+            x,
+            y,
+            gen,
+            cfg,
+            device,
+            progress,
+            desc,
+            state.epoch,
+            d,
+            after_step,
+            weights,
         )
         if device.type == "cuda":
             torch.cuda.synchronize()
