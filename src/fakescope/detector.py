@@ -46,7 +46,16 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "auto"
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 FORMAT = "fakescope-model/1"
-ROW_FIELDS = ("path", "prob_fake", "label", "model", "provenance", "verdict_source", "error")
+ROW_FIELDS = (
+    "path",
+    "prob_fake",
+    "label",
+    "model",
+    "provenance",
+    "verdict_source",
+    "note",
+    "error",
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -267,11 +276,16 @@ class Detector:
         runner=None,
         routes: list[tuple[int | None, Detector]] | None = None,
         metadata: bool = True,
+        fusion: dict[str, Any] | None = None,
     ):
         self.config = config or {}
         self.metadata = metadata
         self.name = name
         self.routes = routes
+        # a fusion model: {"tiles": Detector, "head": Head, "combiner": Combiner}
+        self.fusion = fusion
+        # photo models mark graphics, screenshots and text as out of scope (fakescope.scope)
+        self.scope_check = bool(self.config.get("scope_check"))
         if runner is None and model is not None:
             from fakescope.backends.torch_runner import TorchRunner
 
@@ -282,9 +296,14 @@ class Detector:
         self.device = getattr(runner, "device", None)
         if routes:  # where its members run (they are loaded with the same device)
             self.device = routes[0][1].device
+        if fusion:
+            self.device = fusion["tiles"].device
         self.batch_size = getattr(runner, "batch_size", 64)
         if routes:
             self.rule, self.tile_rule, self.input_size = "route", None, None
+        elif fusion:
+            tiles = fusion["tiles"]
+            self.rule, self.tile_rule, self.input_size = "fusion", None, tiles.input_size
         else:
             inp = self.config.get("input") or {
                 "rule": "resize",
@@ -325,6 +344,8 @@ class Detector:
             if not routes or routes[-1][0] is not None:
                 raise FakescopeError(f"{path / CONFIG}: the last route must take every size")
             return cls(config=config, name=name, routes=routes, metadata=metadata)
+        if "fusion" in config:
+            return _load_fusion(cls, path, config, name, device, backend, metadata)
         chosen = pick_backend(path, backend, device)
         if chosen != "torch":
             runner = _load_onnx_runner(path, config, device, chosen)
@@ -338,6 +359,8 @@ class Detector:
     def model(self):
         """The PyTorch module (Grad-CAM needs one). When scoring runs on ONNX Runtime it is
         loaded from the same folder on first use (needs the torch extra)."""
+        if self.fusion:
+            return self.fusion["tiles"].model
         if self._model is None and self._torch_loader is not None:
             self._model = self._torch_loader().model
         return self._model
@@ -349,6 +372,11 @@ class Detector:
                 for m, d in self.routes
             )
             return f"Detector(name={self.name!r}, route=[{parts}])"
+        if self.fusion:
+            return (
+                f"Detector(name={self.name!r}, fusion=[tiles: {self.fusion['tiles'].name}, "
+                f"clip], threshold={self.threshold})"
+            )
         if self.rule == "tiles":
             r = self.tile_rule
             inp = f"tiles {r.tile}×{r.tile} (budget {r.budget}, {r.aggregate})"
@@ -385,6 +413,12 @@ class Detector:
         """The model input for one opened image: 1×S×S×3 (resize) or T×t×t×3 tiles (uint8)."""
         if self.rule == "resize":
             return to_model_input(img, self.input_size)[None]
+        if self.fusion:
+            from fakescope.clip import view
+            from fakescope.fusion import FusionInput
+
+            rgb = load_rgb(img)
+            return FusionInput(self.fusion["tiles"].arrays(img), view(rgb))
         a = pad_to(load_rgb(img), self.input_size)
         return cut(a, self.tile_rule)[0]
 
@@ -403,7 +437,12 @@ class Detector:
                 from fakescope.provenance import read_evidence
 
                 evidence = read_evidence(image)
-            return member, arrays, evidence
+            note = ""
+            if member.scope_check:
+                from fakescope.scope import measure
+
+                note = measure(load_rgb(img)).note
+            return member, arrays, (evidence, note)
         except ImageError as e:
             return str(e)
         except OSError as e:
@@ -482,19 +521,34 @@ class Detector:
         logits: dict[int, float] = {}
         for idx in groups.values():
             member = ready[idx[0]][1][0]
-            parts = [ready[i][1][1] for i in idx]
-            z = member.logits_arrays(np.concatenate(parts))
-            ends = np.cumsum([len(x) for x in parts])
-            for i, end, x in zip(idx, ends, parts, strict=True):
-                logits[i] = member.image_logit(z[end - len(x) : end])
+            z = member.image_logits([ready[i][1][1] for i in idx])
+            logits.update(zip(idx, z, strict=True))
         for i, (img, item) in enumerate(ready):
             if isinstance(item, str):
                 yield img, None, None, item, None
             else:
                 yield img, item[0], logits[i], "", item[2]
 
-    def row(self, path: str, logit: float | None, error: str = "") -> dict[str, Any]:
-        """A result row from this (single) model's raw logit."""
+    def image_logits(self, parts: list) -> list[float]:
+        """Raw image logits for several images' pre-processed inputs (`arrays`), in one network
+        pass per model: tiles of all images together, and for a fusion model all CLIP views
+        together."""
+        if self.fusion:
+            tiles = self.fusion["tiles"].image_logits([p.tiles for p in parts])
+            from fakescope.clip import shared_encoder
+
+            emb = shared_encoder().embed(np.stack([p.view for p in parts]))
+            z = self.fusion["combiner"](np.array(tiles), self.fusion["head"](emb))
+            return [float(v) for v in z]
+        z = self.logits_arrays(np.concatenate(parts))
+        ends = np.cumsum([len(x) for x in parts])
+        return [self.image_logit(z[end - len(x) : end]) for end, x in zip(ends, parts, strict=True)]
+
+    def row(
+        self, path: str, logit: float | None, error: str = "", note: str = ""
+    ) -> dict[str, Any]:
+        """A result row from this (single) model's raw logit; a `note` (out of scope) makes
+        the verdict `uncertain` and says why."""
         if logit is None:
             return dict.fromkeys(ROW_FIELDS, "") | {
                 "path": path,
@@ -506,10 +560,11 @@ class Detector:
         return {
             "path": path,
             "prob_fake": round(prob, 6),
-            "label": verdict(prob, self.threshold, self.uncertain),
+            "label": "uncertain" if note else verdict(prob, self.threshold, self.uncertain),
             "model": self.name,
             "provenance": "",
             "verdict_source": "pixels",
+            "note": note,
             "error": "",
         }
 
@@ -521,15 +576,17 @@ class Detector:
     ) -> Iterator[dict[str, Any]]:
         """Stream rows (`ROW_FIELDS`) for any number of images, in order; an unreadable image
         yields a row with `error` set."""
-        for img, member, logit, error, evidence in self._iter_scored(images, batch_size, workers):
+        for img, member, logit, error, extra in self._iter_scored(images, batch_size, workers):
             if member is None:
                 yield self.row(_name_of(img), None, error)
-            elif evidence is not None:
+                continue
+            evidence, note = extra
+            row = member.row(_name_of(img), logit, note=note)
+            if evidence is not None:
                 from fakescope.provenance import combine
 
-                yield combine(member.row(_name_of(img), logit), evidence)
-            else:
-                yield member.row(_name_of(img), logit)
+                row = combine(row, evidence)
+            yield row
 
     def iter_logits(
         self, images: Iterable[ImageSource], batch_size: int = 256
@@ -560,6 +617,8 @@ class Detector:
 
         img = open_image(image)
         member = self.member_for(img.size)
+        if member.fusion:  # the heatmap is the tile view's (CLIP sees the image as a whole)
+            member = member.fusion["tiles"]
         if member.model is None:
             raise FakescopeError(
                 "explanations need the PyTorch backend: pip install 'fakescope[torch]'"
@@ -568,6 +627,43 @@ class Detector:
 
 
 _END = object()
+_fallback_warned: set[str] = set()
+
+
+def _load_fusion(cls, path, config, name, device, backend, metadata) -> Detector:
+    """A fusion folder: its tile model + CLIP head + combiner; the tile model alone (and a
+    note on stderr, once) when the CLIP encoder is not installed."""
+    import sys
+
+    from fakescope import clip
+    from fakescope.fusion import HEAD_FILE, Combiner, Head
+
+    spec = config["fusion"]
+    tiles_ref = spec["tiles"]
+    if "/" not in tiles_ref and not (WEIGHTS_DIR / tiles_ref / CONFIG).is_file():
+        tiles_ref = str(path / tiles_ref)  # a member folder inside this one
+    tiles = cls.load(tiles_ref, device=device, backend=backend, metadata=metadata)
+    if clip.find_encoder() is None:
+        if name not in _fallback_warned:
+            _fallback_warned.add(name)
+            print(
+                f"note: the CLIP encoder is not installed, so {name} scores photos with its "
+                f"tile model {tiles.name} alone (its own threshold); for both views, "
+                f"{clip.SETUP_HINT.removeprefix('run ')}",
+                file=sys.stderr,
+            )
+        return tiles
+    head_file = path / HEAD_FILE
+    expected = spec.get("head_sha256")
+    if expected and sha256_file(head_file) != expected:
+        raise FakescopeError(f"{head_file}: SHA-256 does not match {CONFIG}")
+    c = spec["combiner"]
+    parts = {
+        "tiles": tiles,
+        "head": Head.load(head_file),
+        "combiner": Combiner(float(c["w_tiles"]), float(c["w_clip"]), float(c["bias"])),
+    }
+    return cls(config=config, name=name, metadata=metadata, fusion=parts)
 
 
 def _name_of(image: ImageSource) -> str:

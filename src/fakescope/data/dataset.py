@@ -204,8 +204,10 @@ def list_labelled(
     subset: float | None = None,
     seed: int = 0,
     classes: ClassNames = ClassNames(),
+    one_class: bool = False,
 ) -> LabelledFiles:
-    """List a labelled collection (same sources, split and subset rules as `load_images`)."""
+    """List a labelled collection (same sources, split and subset rules as `load_images`);
+    `one_class`: a collection of one class only (e.g. a generator's fakes) is allowed."""
     sources = open_sources(paths)
     listing = Listing()
     for src in sources:
@@ -216,7 +218,7 @@ def list_labelled(
     entries = _select_split(listing.entries, split, purpose)
     labels = np.array([e.label for e in entries], np.int64)
     for label, name, names in ((REAL, "REAL", classes.real), (FAKE, "FAKE", classes.fake)):
-        if not (labels == label).any():
+        if not (labels == label).any() and not (one_class and len(labels)):
             raise FakescopeError(
                 f"no {name} images in {', '.join(map(str, paths))} "
                 f"(looked for folders or labels named {', '.join(names)}; "
@@ -243,6 +245,7 @@ def load_images(
     use_cache: bool = True,
     workers: int | None = None,
     progress: bool = True,
+    one_class: bool = False,
 ) -> ImageSet:
     """Load a labelled image collection from folders / archives / Parquet into an `ImageSet`.
 
@@ -278,7 +281,13 @@ def load_images(
             pass  # no cache yet, or an unreadable one: decode (and try to write it)
 
     listed = list_labelled(
-        paths, split=split, purpose=purpose, subset=subset, seed=seed, classes=classes
+        paths,
+        split=split,
+        purpose=purpose,
+        subset=subset,
+        seed=seed,
+        classes=classes,
+        one_class=one_class,
     )
     entries, labels = listed.entries, listed.labels
     x, failed, ok = _decode(listed.sources, entries, size, workers, progress, rule)
@@ -286,7 +295,8 @@ def load_images(
     names = [_display_name(listed.sources[e.source], e.name) for e in entries]
     result = ImageSet(x[ok], labels[ok], [n for n, k in zip(names, ok, strict=True) if k], report)
     for label, name in ((REAL, "REAL"), (FAKE, "FAKE")):
-        if not (result.y == label).any():  # every file of a class failed: nothing to learn
+        listed_any = (labels == label).any()
+        if listed_any and not (result.y == label).any():  # every file of a class failed
             first = ", ".join(f"{n}: {e}" for n, e in failed[:2])
             raise FakescopeError(
                 f"none of the {int((labels == label).sum())} {name} files could be decoded "

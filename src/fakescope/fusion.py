@@ -1,0 +1,109 @@
+"""Two views of a photo, one score: native-resolution tiles + frozen CLIP features.
+
+A fusion model folder (`fusion` in its config.json) holds no network of its own. It names a
+tile model (a model folder, scored through its own `Detector`: the same pre-processing and
+backends), a linear head on CLIP embeddings (`clip_head.safetensors`: `weight` 512, `bias` 1)
+and a combiner: the image's logit is
+
+    w_tiles * (tile model's raw image logit) + w_clip * (head's logit on the CLIP embedding) + b
+
+fitted by logistic regression on held-out photos that neither view trained on; the folder's own
+`calibration` / `threshold` / `uncertain` then apply to that logit like any model's.
+
+When the CLIP encoder is not installed (`fakescope setup clip`), `Detector.load` falls back to
+the tile model alone, with its own calibrated threshold, and says so once on stderr: rows then
+name the tile model, so a score never silently comes from a different model than it says.
+
+The head is stored as safetensors and read here with numpy (the format is an 8-byte header
+length, a JSON header, raw little-endian tensors): the light install has no `safetensors`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fakescope.errors import FakescopeError
+
+HEAD_FILE = "clip_head.safetensors"
+_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Tensors of a .safetensors file as numpy arrays (float types only)."""
+    try:
+        raw = path.read_bytes()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8 : 8 + n])
+    except (OSError, struct.error, ValueError) as e:
+        raise FakescopeError(f"cannot read {path}: {e}") from None
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        if t.get("dtype") not in _DTYPES:
+            raise FakescopeError(f"{path}: tensor {name} has unsupported dtype {t.get('dtype')}")
+        a, b = t["data_offsets"]
+        arr = np.frombuffer(raw[8 + n + a : 8 + n + b], dtype=_DTYPES[t["dtype"]])
+        out[name] = arr.reshape(t["shape"]).astype(np.float32)
+    return out
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """The inverse of `read_safetensors` (float32), written atomically."""
+    from fakescope.fileio import write_bytes
+
+    header, blobs, offset = {}, [], 0
+    for name, arr in tensors.items():
+        b = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(b)],
+        }
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    write_bytes(path, struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+@dataclass
+class Head:
+    """A linear probe on L2-normalised CLIP embeddings."""
+
+    weight: np.ndarray  # (512,)
+    bias: float
+
+    def __call__(self, emb: np.ndarray) -> np.ndarray:
+        return emb.astype(np.float64) @ self.weight.astype(np.float64) + self.bias
+
+    @classmethod
+    def load(cls, path: Path) -> Head:
+        t = read_safetensors(path)
+        return cls(t["weight"].reshape(-1), float(t["bias"].reshape(-1)[0]))
+
+
+@dataclass
+class Combiner:
+    w_tiles: float
+    w_clip: float
+    bias: float
+
+    def __call__(self, z_tiles: np.ndarray, z_clip: np.ndarray) -> np.ndarray:
+        return self.w_tiles * np.asarray(z_tiles) + self.w_clip * np.asarray(z_clip) + self.bias
+
+
+@dataclass
+class FusionInput:
+    """One image's input to a fusion model: its tiles (for the tile model) and its CLIP view."""
+
+    tiles: np.ndarray  # T×t×t×3 uint8
+    view: np.ndarray  # 224×224×3 uint8
+
+    def __len__(self) -> int:  # counted like the tile model's arrays for batching
+        return len(self.tiles)

@@ -1,0 +1,80 @@
+"""Is this a photo at all? A cheap test for graphics, screenshots, charts, icons and text.
+
+The photo models learned camera photos against generated photos; a chart or a screenshot is
+neither, and their flat, noise-free areas look to a tile model like a generator's smoothness
+(icons scored ~0.9 "fake"). Rather than guess, such an image is marked out of scope: the row's
+label is `uncertain` and `note` says why; `prob_fake` stays the pixel score.
+
+Two statistics on a copy of at most 512 px a side (numpy only, a few milliseconds):
+
+- `flat`: the share of pixels whose right and lower neighbours are identical in every channel.
+  Sensor noise makes that rare in photos, even in smooth skies; drawings, UI and text on plain
+  backgrounds are mostly flat, and JPEG re-encoding keeps large flat areas flat. (A photo's
+  clipped highlights are flat too; the palette test keeps most of them in scope.)
+- `palette`: the share of pixels covered by the 16 most frequent colours (5 bits a channel).
+- `sharp`: among horizontal neighbours that differ at all, the share that differ by more than
+  96 grey levels: drawn edges and text are steps, a photo's edges are ramps.
+
+Photos with a black or white studio background or a heavy filter are flat and few-coloured
+too, but their edges are soft. So an image is out of scope when `palette >= PALETTE` and either
+`flat >= FLAT_ALONE`, or `flat >= FLAT` with `sharp >= SHARP`. The thresholds and their
+measured error rates (real and generated validation photos of every shared source, and made-up
+graphics) are in BENCHMARKS.md ("Out of scope"), from `benchmarks/scope_check.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+FLAT = 0.35  # with sharp edges
+FLAT_ALONE = 0.75  # without
+PALETTE = 0.5
+SHARP = 0.1
+MAX_SIDE = 512
+
+
+@dataclass(frozen=True)
+class Scope:
+    flat: float
+    palette: float
+    sharp: float = 0.0
+
+    @property
+    def out_of_scope(self) -> bool:
+        if self.palette < PALETTE:
+            return False
+        return self.flat >= FLAT_ALONE or (self.flat >= FLAT and self.sharp >= SHARP)
+
+    @property
+    def note(self) -> str:
+        if not self.out_of_scope:
+            return ""
+        return (
+            "out of scope: looks like a graphic, screenshot or text, not a photo "
+            f"({self.flat:.0%} flat pixels, 16 colours cover {self.palette:.0%})"
+        )
+
+
+def measure(image: Image.Image | np.ndarray) -> Scope:
+    """The two statistics of one RGB image (uint8 array or PIL image)."""
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    if max(img.size) > MAX_SIDE:
+        img = img.copy()
+        img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.NEAREST)  # keeps flat areas flat
+    a = np.asarray(img.convert("RGB"), dtype=np.int16)
+    if a.shape[0] < 2 or a.shape[1] < 2:
+        return Scope(0.0, 0.0)
+    core = a[:-1, :-1]
+    same = (core == a[:-1, 1:]).all(-1) & (core == a[1:, :-1]).all(-1)
+    flat = float(same.mean())
+    luma = a.mean(-1)
+    step = np.abs(luma[:, 1:] - luma[:, :-1])
+    sharp = float((step > 96).sum()) / max(1, int((step > 2).sum()))
+    q = (a >> 3).reshape(-1, 3)
+    codes = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
+    counts = np.bincount(codes, minlength=1 << 15)
+    top = np.sort(counts)[-16:].sum()
+    return Scope(flat, float(top) / len(codes), sharp)

