@@ -43,6 +43,10 @@ def test_grid_is_the_issue_grid():
         "hflip",
         "web",
         "hard",
+        "resampled-0.25x",
+        "resampled-0.5x",
+        "resampled-2x",
+        "resampled-4x",
     ]
 
 
@@ -56,6 +60,10 @@ def test_sizes_mode_and_determinism(name):
         "down-0.5x": (50, 40),
         "crop-90": (90, 72),
         "crop-75": (75, 60),
+        "resampled-0.25x": (25, 20),
+        "resampled-0.5x": (50, 40),
+        "resampled-2x": (200, 160),
+        "resampled-4x": (400, 320),
     }.get(name, (100, 80))
     assert a.size == expected
     assert np.asarray(img).shape == (80, 100, 3)  # the input is never changed in place

@@ -62,3 +62,23 @@ def test_real_resampling_applies_to_reals_only():
     assert all(c.shape == (96, 96, 3) for c in crops_real)
     assert all(is_plain_crop(c) for c in crops_fake[:2])
     assert not any(is_plain_crop(c) for c in crops_real[:2])
+
+
+def test_resampled_tier_resizes_and_reencodes_with_a_cap():
+    from PIL import Image
+
+    from fakescope.perturb import FAMILIES, PERTURBATIONS, select
+
+    assert "resampled" in FAMILIES
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 80, 3), np.uint8))
+    up = PERTURBATIONS["resampled-2x"](img)
+    assert up.size == (160, 120) and up.format == "JPEG"
+    assert PERTURBATIONS["resampled-0.5x"](img).size == (40, 30)
+    big = Image.new("RGB", (3000, 2000), (90, 90, 90))
+    assert max(PERTURBATIONS["resampled-4x"](big).size) == 4096  # the enlargement stops there
+    assert [p.name for p in select("resampled")] == [
+        "resampled-0.25x",
+        "resampled-0.5x",
+        "resampled-2x",
+        "resampled-4x",
+    ]

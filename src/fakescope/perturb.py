@@ -23,6 +23,10 @@ Severity levels (the grid of issue 9):
 | hflip | 1 | mirror left-right |
 | web | 1 | longest side at most 768 px (Lanczos), then JPEG quality 60 |
 | hard | 1 | longest side at most 512 px (Lanczos), then JPEG quality 40 |
+| resampled | 0.25x, 0.5x, 2x, 4x | resize by the factor (filter drawn per image), JPEG q90 |
+
+`resampled`: bilinear, bicubic or Lanczos; an enlargement stops at 4096 px on the longer side.
+Resampling is not generation: a resized real photo must stay real.
 """
 
 from __future__ import annotations
@@ -170,6 +174,25 @@ def fit_within(img: Image.Image, longest: int) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS)
 
 
+RESAMPLE_FILTERS = (
+    Image.Resampling.BILINEAR,
+    Image.Resampling.BICUBIC,
+    Image.Resampling.LANCZOS,
+)
+MAX_RESAMPLED = 4096
+
+
+def resampled(factor: float) -> PerturbFn:
+    def fn(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+        f = factor
+        if f > 1:
+            f = min(f, max(1.0, MAX_RESAMPLED / max(img.size)))
+        flt = RESAMPLE_FILTERS[int(rng.integers(len(RESAMPLE_FILTERS)))]
+        return encode(img.resize(_scaled(img, f), flt), "JPEG", 90)
+
+    return fn
+
+
 def chain(longest: int, quality: int) -> PerturbFn:
     return lambda img, rng: encode(fit_within(img, longest), "JPEG", quality)
 
@@ -191,6 +214,7 @@ def _grid() -> list[Perturbation]:
         P("hflip", "hflip", "flip", hflip),
         P("web", "web", "<=768px q60", chain(768, 60)),
         P("hard", "hard", "<=512px q40", chain(512, 40)),
+        *(P(f"resampled-{f:g}x", "resampled", f"{f:g}x", resampled(f)) for f in (0.25, 0.5, 2, 4)),
     ]
 
 
