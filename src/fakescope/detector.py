@@ -84,6 +84,16 @@ def model_summary(name: str | os.PathLike) -> dict[str, Any]:
             for r in cfg["route"]
         ]
         return {"description": "routes by image size: " + "; ".join(parts), "metrics": []}
+    if "fusion" in cfg:
+        desc = (
+            f"fusion of {cfg['fusion']['tiles']} (native tiles) and a linear probe on frozen "
+            f"CLIP ViT-B/16 features (needs `fakescope setup clip`), threshold "
+            f"{float(cfg.get('threshold', 0.5)):.4g}"
+        )
+        if cfg.get("uncertain"):
+            lo, hi = cfg["uncertain"]
+            desc += f", uncertain in [{lo:.3g}, {hi:.3g})"
+        return {"description": desc, "metrics": _metric_lines(cfg)}
     inp = cfg.get("input") or {"rule": "resize", "size": cfg.get("input_size")}
     if inp["rule"] == "tiles":
         rule = f"{inp['tile']}-px tiles at native scale (<= {inp['budget']}, {inp['aggregate']})"
@@ -93,14 +103,23 @@ def model_summary(name: str | os.PathLike) -> dict[str, Any]:
     if cfg.get("uncertain"):
         lo, hi = cfg["uncertain"]
         desc += f", uncertain in [{lo:.3g}, {hi:.3g})"
+    return {"description": desc, "metrics": _metric_lines(cfg)}
+
+
+def _metric_lines(cfg: dict[str, Any]) -> list[str]:
+    """Headline lines of a config's measured metrics (those with a ROC-AUC)."""
     lines = []
     for key, m in (cfg.get("metrics") or {}).items():
         if isinstance(m, dict) and m.get("roc_auc") is not None:
-            line = f"{key}: accuracy {m['accuracy']:.4f}, ROC-AUC {m['roc_auc']:.4f}"
-            if m.get("fpr") is not None:
-                line += f", false-positive rate {m['fpr']:.4f}"
-            lines.append(line + f" (n={m.get('n')})")
-    return {"description": desc, "metrics": lines}
+            acc = m.get("accuracy", m.get("accuracy_decided"))
+            line = f"{key}: " + (f"accuracy {acc:.4f}, " if acc is not None else "")
+            line += f"ROC-AUC {m['roc_auc']:.4f}"
+            fpr = m.get("fpr", m.get("false_positive_rate"))
+            if fpr is not None:
+                line += f", false-positive rate {fpr:.4f}"
+            n = m.get("n", (m.get("n_real") or 0) + (m.get("n_fake") or 0))
+            lines.append(line + f" (n={n})")
+    return lines
 
 
 def save_model(run_dir: Path, model, config: dict[str, Any], half: bool = False) -> None:

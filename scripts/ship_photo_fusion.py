@@ -1,0 +1,307 @@
+"""Release the all-source photo models: the tile model and the tiles + CLIP fusion.
+
+1. Tile model (`--tiles-name`, default photo-effnet-lite2): calibrate the run on its held-out
+   slice (`fakescope calibrate`: the method by cross-validated NLL), then set the threshold so
+   that on the held-out real photos of *every* source at most `--target-fpr` are called fake
+   (the largest of the per-source thresholds), an `uncertain` band of `--band` around it; fp16
+   safetensors + ONNX into `--out/NAME`, `scope_check` on.
+2. Fusion (`--fusion-name`, default photo-fusion): a logistic-regression head on the CLIP
+   embeddings of the run's training part (every source, weighted n**0.5 like the tile model's
+   sampling), and a combiner (logistic regression on [tile logit, CLIP logit]) fitted on the
+   held-out slice, which neither view trained on; threshold and band as in 1.
+3. Measure the shipped files on every source's validation split (AUC against the paired reals,
+   false-positive rate on reals, detection rate on fakes, uncertain), the resampled reals
+   (0.5x, 2x, 4x; and the same photos at 256, 1024 and 4000 px) and made-up graphics; write the
+   numbers into both configs and `--work/release.json`.
+
+    python benchmarks/clip_features.py --shared ../shared/data --out WORK/clip
+    python scripts/ship_photo_fusion.py --run RUN --shared ../shared/data --work WORK
+
+CLIP logits are computed from WORK/clip's embeddings for the data sets (the encoder and view
+of `fakescope.clip`, one image per run, as the Detector does; checked against the Detector on a
+sample), so each image goes through the encoder once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from sources import PAIRED_REALS, SOURCES, load_split  # noqa: E402
+
+from fakescope import clip  # noqa: E402
+from fakescope.calibrate import run_calibrate  # noqa: E402
+from fakescope.calibration import apply_calibration, sigmoid, threshold_for_fpr  # noqa: E402
+from fakescope.detector import CONFIG, WEIGHTS_DIR, Detector, save_model, sha256_file  # noqa: E402
+from fakescope.export import export_onnx  # noqa: E402
+from fakescope.fileio import write_json  # noqa: E402
+from fakescope.fusion import HEAD_FILE, write_safetensors  # noqa: E402
+from fakescope.perturb import PERTURBATIONS  # noqa: E402
+from fakescope.runs import load_train_data, resume_args  # noqa: E402
+from fakescope.training import source_weights  # noqa: E402
+from tests.graphics import make_graphics  # noqa: E402
+
+BALANCE = 0.5
+
+
+def weights(src: np.ndarray, y: np.ndarray) -> np.ndarray:
+    w = source_weights(src, y, BALANCE).numpy()
+    return w * len(w)
+
+
+def per_source_threshold(prob: np.ndarray, y: np.ndarray, src: np.ndarray, fpr: float) -> dict:
+    """The largest of the per-source thresholds for `fpr` on each source's real photos."""
+    per = {s: threshold_for_fpr(prob[(src == s) & (y == 0)], fpr) for s in np.unique(src[y == 0])}
+    return {"threshold": max(per.values()), "per_source": per}
+
+
+def clip_table(work: Path, split: str) -> dict[str, np.ndarray]:
+    out = {}
+    for name in SOURCES:
+        z = np.load(work / "clip" / f"{name}_{split}.npz")
+        out.update(zip(z["names"].tolist(), z["emb"], strict=True))
+    return out
+
+
+def tile_logits(det: Detector, x) -> np.ndarray:
+    return np.array([v for v, _ in det.iter_logits(iter(x), batch_size=256)], np.float64)
+
+
+def metrics_for(prob, y, thr, band) -> dict:
+    lab = np.where((prob >= band[0]) & (prob < band[1]), 2, (prob >= thr).astype(int))
+    real, fake = y == 0, y == 1
+    out = {
+        "n_real": int(real.sum()),
+        "n_fake": int(fake.sum()),
+        "uncertain": int((lab == 2).sum()),
+        "false_positive_rate": float((lab[real] == 1).mean()) if real.any() else None,
+        "detection_rate": float((lab[fake] == 1).mean()) if fake.any() else None,
+    }
+    dec = lab != 2
+    out["accuracy_decided"] = float((lab[dec] == y[dec]).mean()) if dec.any() else None
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    ap.add_argument("--tiles-name", default="photo-effnet-lite2")
+    ap.add_argument("--fusion-name", default="photo-fusion")
+    ap.add_argument("--target-fpr", type=float, default=0.05)
+    ap.add_argument("--band", type=float, default=0.2)
+    ap.add_argument("--resampled-n", type=int, default=250)
+    ap.add_argument("--sizes-n", type=int, default=50)
+    args = ap.parse_args()
+    t_start = time.perf_counter()
+    rel: dict = {"date": time.strftime("%Y-%m-%d"), "run": str(args.run)}
+
+    # ---- the run's own splits (train / held-out), exactly as training drew them -----------
+    cfg, data = resume_args(args.run)
+    train, val, _, held = load_train_data(cfg, data, progress=False)
+    src_train = data.source_of(train.names + val.names)
+    src_held = data.source_of(held.names)
+
+    # ---- 1. the tile model --------------------------------------------------------------
+    tdir = args.out / args.tiles_name
+    cal = run_calibrate(
+        str(args.run),
+        [str(args.run / "heldout")],
+        args.work / "calibrated",
+        target_fpr=args.target_fpr,
+        band_width=args.band,
+        device="cpu",
+        progress=False,
+    )
+    run_det = Detector.load(str(args.run), device="cpu", backend="torch")
+    tcfg = {k: v for k, v in cal.items() if k not in ("format", "weights_sha256")}
+    tcfg["scope_check"] = True
+    tcfg["training_data"] = {"paths": data.paths, "sources": data.sources}
+    tcfg["metrics"] = {}
+    save_model(tdir, run_det.model, tcfg, half=True)
+    export_onnx(str(tdir))
+    tiles = Detector.load(str(tdir), device="cpu", backend="onnx", metadata=False)
+    zt_held = tile_logits(tiles, held.x)
+    pt_held = apply_calibration(zt_held, tiles.calibration)
+    th = per_source_threshold(pt_held, held.y, src_held, args.target_fpr)
+    tcfg = json.loads((tdir / CONFIG).read_text())
+    tcfg["threshold"] = th["threshold"]
+    tcfg["uncertain"] = [max(0.0, th["threshold"] - args.band / 2), th["threshold"] + args.band / 2]
+    tcfg["calibration_report"] = {**tcfg.get("calibration_report", {}), "per_source": th}
+    write_json(tdir / CONFIG, tcfg)
+    print("tile model:", tcfg["calibration"], th, flush=True)
+
+    # ---- 2. the fusion ------------------------------------------------------------------
+    emb_train = clip_table(args.work, "train")
+    e_tr = np.stack([emb_train[n] for n in train.names + val.names])
+    y_tr = np.r_[train.y, val.y]
+    head = LogisticRegression(C=1.0, max_iter=3000)
+    head.fit(e_tr, y_tr, sample_weight=weights(src_train, y_tr))
+    zc_held = head.decision_function(np.stack([emb_train[n] for n in held.names]))
+    comb = LogisticRegression(C=1.0)
+    comb.fit(np.c_[zt_held, zc_held], held.y, sample_weight=weights(src_held, held.y))
+    (w_t, w_c), b = comb.coef_[0], float(comb.intercept_[0])
+    pf_held = sigmoid(w_t * zt_held + w_c * zc_held + b)
+    fth = per_source_threshold(pf_held, held.y, src_held, args.target_fpr)
+    fdir = args.out / args.fusion_name
+    fdir.mkdir(parents=True, exist_ok=True)
+    write_safetensors(
+        fdir / HEAD_FILE,
+        {"weight": head.coef_[0].astype(np.float32), "bias": head.intercept_.astype(np.float32)},
+    )
+    fcfg = {
+        "format": "fakescope-fusion/1",
+        "description": "Photos: the native-resolution tile model and a linear head on frozen "
+        "CLIP ViT-B/16 features, combined by logistic regression fitted on held-out photos.",
+        "fusion": {
+            "tiles": args.tiles_name,
+            "clip_encoder_sha256": clip.SHA256,
+            "head_sha256": sha256_file(fdir / HEAD_FILE),
+            "combiner": {"w_tiles": float(w_t), "w_clip": float(w_c), "bias": b},
+        },
+        "threshold": fth["threshold"],
+        "calibration": None,
+        "uncertain": [max(0.0, fth["threshold"] - args.band / 2), fth["threshold"] + args.band / 2],
+        "scope_check": True,
+        "preprocessing": "fakescope.images (first frame, EXIF orientation, RGB); the tile "
+        "model's own rule for its view; for the CLIP view the shorter side to 224 (bicubic), "
+        "the centre 224×224, CLIP mean/std",
+        "calibration_report": {"n": len(held), "per_source": fth},
+        "training_data": {"paths": data.paths, "sources": data.sources},
+        "metrics": {},
+    }
+    write_json(fdir / CONFIG, fcfg)
+    print("fusion:", fcfg["fusion"]["combiner"], fth, flush=True)
+
+    # ---- 3. per-source validation -------------------------------------------------------
+    fusion = Detector.load(str(fdir), device="cpu", backend="onnx", metadata=False)
+    assert fusion.fusion is not None, "the CLIP encoder is needed: fakescope setup clip"
+    emb_val = clip_table(args.work, "validation")
+    parts = {}
+    for name in SOURCES:
+        ds = load_split(args.shared, name, "validation")
+        zt = tile_logits(tiles, ds.x)
+        zc = head.decision_function(np.stack([emb_val[n] for n in ds.names]))
+        parts[name] = (ds, zt, zc)
+    # the derived scores are the Detector's (one path): check on a sample
+    ds, zt, zc = parts["sdv1coco"]
+    rows = fusion.predict_batch(list(ds.x[:16]))
+    derived = sigmoid(w_t * zt[:16] + w_c * zc[:16] + b)
+    gap = float(np.max(np.abs(np.array([r["prob_fake"] for r in rows]) - derived)))
+    assert gap < 1e-4, f"derived fusion scores differ from the Detector's by {gap}"
+    rel["derived_vs_detector_max_abs"] = gap
+
+    def probs(zt, zc):
+        return {
+            "tiles": apply_calibration(zt, tiles.calibration),
+            "fusion": sigmoid(w_t * zt + w_c * zc + b),
+        }
+
+    thr = {"tiles": tiles.threshold, "fusion": fusion.threshold}
+    band = {"tiles": tiles.uncertain, "fusion": fusion.uncertain}
+    per_source = {}
+    for name, (ds, zt, zc) in parts.items():
+        p = probs(zt, zc)
+        row = {}
+        for m in ("tiles", "fusion"):
+            r = metrics_for(p[m], ds.y, thr[m], band[m])
+            if name in PAIRED_REALS:
+                rds, rzt, rzc = parts[PAIRED_REALS[name]]
+                rp = probs(rzt, rzc)[m][rds.y == 0]
+                s = np.r_[rp, p[m][ds.y == 1]]
+                t = np.r_[np.zeros(len(rp)), np.ones(int(ds.y.sum()))]
+                r["roc_auc"] = float(roc_auc_score(t, s))
+                r["auc_against"] = PAIRED_REALS[name]
+            row[m] = r
+        per_source[name] = row
+        print(name, json.dumps(row), flush=True)
+    rel["per_source"] = per_source
+
+    # ---- resampled reals and sizes ------------------------------------------------------
+    enc = clip.Encoder()
+    reals = []
+    for name, k in (("aivsreal256", 150), ("sdv1coco", 60), ("cameras", 40)):
+        ds = parts[name][0]
+        reals += [Image.fromarray(a) for a in ds.x[ds.y == 0][:k]]
+    reals = reals[: args.resampled_n]
+
+    def score(imgs) -> dict[str, np.ndarray]:
+        zt = tile_logits(tiles, [np.asarray(i) for i in imgs])
+        zc = head.decision_function(enc.embed(np.stack([clip.view(i) for i in imgs])))
+        return probs(zt, zc)
+
+    resampled = {}
+    for level in ("clean", "resampled-0.5x", "resampled-2x", "resampled-4x"):
+        imgs = (
+            reals
+            if level == "clean"
+            else [PERTURBATIONS[level](img, 0, i) for i, img in enumerate(reals)]
+        )
+        p = score(imgs)
+        resampled[level] = {
+            m: {
+                "fpr": float((p[m] >= thr[m]).mean()),
+                "median_prob": float(np.median(p[m])),
+            }
+            for m in p
+        }
+        print(level, json.dumps(resampled[level]), flush=True)
+    rel["resampled"] = {"n": len(reals), "levels": resampled}
+    sizes = {}
+    few = reals[: args.sizes_n]
+    for side in (256, 1024, 4000):
+        imgs = [i.resize((side, side), Image.Resampling.BICUBIC) for i in few]
+        p = score(imgs)
+        sizes[side] = {
+            m: {
+                "median": float(np.median(p[m])),
+                "mean": float(np.mean(p[m])),
+                "fpr": float((p[m] >= thr[m]).mean()),
+            }
+            for m in p
+        }
+        print("size", side, json.dumps(sizes[side]), flush=True)
+    rel["sizes"] = {"n": len(few), "by_side": sizes}
+
+    # ---- graphics -----------------------------------------------------------------------
+    graphics = make_graphics(8, first_seed=100)
+    rows = fusion.predict_batch([g for _, g in graphics])
+    labels = [r["label"] for r in rows]
+    rel["graphics"] = {
+        "n": len(rows),
+        "out_of_scope": sum(bool(r["note"]) for r in rows),
+        "labels": {k: labels.count(k) for k in ("real", "fake", "uncertain")},
+        "fake_among_in_scope": sum(r["label"] == "fake" and not r["note"] for r in rows),
+    }
+    print("graphics", rel["graphics"], flush=True)
+
+    # ---- metrics into the configs -------------------------------------------------------
+    for d, m in ((tdir, "tiles"), (fdir, "fusion")):
+        c = json.loads((d / CONFIG).read_text())
+        c["metrics"] = {f"{s}_validation": v[m] for s, v in per_source.items()} | {
+            "resampled_reals": {k: v[m] for k, v in resampled.items()} | {"n": len(reals)},
+            "sizes": {str(k): v[m] for k, v in sizes.items()} | {"n": len(few)},
+        }
+        if m == "fusion":
+            c["metrics"]["graphics"] = rel["graphics"]
+        write_json(d / CONFIG, c)
+    rel["seconds"] = round(time.perf_counter() - t_start, 1)
+    write_json(args.work / "release.json", rel)
+    print(json.dumps({"seconds": rel["seconds"]}))
+
+
+if __name__ == "__main__":
+    main()
