@@ -659,8 +659,11 @@ def _load_fusion(cls, path, config, name, device, backend, metadata) -> Detector
 
     spec = config["fusion"]
     tiles_ref = spec["tiles"]
-    if "/" not in tiles_ref and not (WEIGHTS_DIR / tiles_ref / CONFIG).is_file():
-        tiles_ref = str(path / tiles_ref)  # a member folder inside this one
+    if "/" not in tiles_ref:  # a folder inside this one, else beside it, else a shipped name
+        for base in (path, path.parent):
+            if (base / tiles_ref / CONFIG).is_file():
+                tiles_ref = str(base / tiles_ref)
+                break
     tiles = cls.load(tiles_ref, device=device, backend=backend, metadata=metadata)
     if clip.find_encoder() is None:
         if name not in _fallback_warned:
