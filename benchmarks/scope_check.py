@@ -1,5 +1,5 @@
 """How often the out-of-scope test (`fakescope.scope`) fires: on made-up graphics (it should)
-and on the real and generated validation photos of every shared source (it should not).
+and on the real and generated photos of every shared source and split (it should not).
 
     python benchmarks/scope_check.py --shared ../shared/data [--per-kind 8 --first-seed 100]
 
@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument(
         "--first-seed", type=int, default=100, help="graphics seeds (the rule was designed on 0-7)"
     )
+    ap.add_argument("--splits", nargs="+", default=["validation", "train"])
     args = ap.parse_args()
     print(
         f"rule: palette >= {PALETTE} and (flat >= {FLAT_ALONE} or (flat >= {FLAT} and "
@@ -54,12 +55,13 @@ def main() -> None:
     shot = ROOT / "docs" / "serve-page.png"
     if shot.exists():
         row("real screenshot (docs/serve-page.png)", [measure(Image.open(shot).convert("RGB"))])
-    for name in SOURCES:
-        ds = load_split(args.shared, name, "validation")
-        for label, cls in ((0, "real"), (1, "fake")):
-            x = ds.x[ds.y == label]
-            if len(x):
-                row(f"{name} validation {cls}", [measure(a) for a in x])
+    for split in args.splits:
+        for name in SOURCES:
+            ds = load_split(args.shared, name, split)
+            for label, cls in ((0, "real"), (1, "fake")):
+                x = ds.x[ds.y == label]
+                if len(x):
+                    row(f"{name} {split} {cls}", [measure(a) for a in x])
 
 
 if __name__ == "__main__":
