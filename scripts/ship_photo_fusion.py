@@ -96,6 +96,67 @@ def metrics_for(prob, y, thr, band) -> dict:
     return out
 
 
+def measure_inputs(rel, tiles, fusion, head_fn, probs, thr, parts, args) -> None:
+    """Resampled reals, the same reals at three sizes, and made-up graphics, into `rel`."""
+    # ---- resampled reals and sizes ------------------------------------------------------
+    enc = clip.Encoder()
+    reals = []
+    for name, k in (("aivsreal256", 150), ("sdv1coco", 60), ("cameras", 40)):
+        ds = parts[name][0]
+        reals += [Image.fromarray(a) for a in ds.x[ds.y == 0][:k]]
+    reals = reals[: args.resampled_n]
+
+    def score(imgs) -> dict[str, np.ndarray]:
+        zt = tile_logits(tiles, [np.asarray(i) for i in imgs])
+        zc = head_fn(enc.embed(np.stack([clip.view(i) for i in imgs])))
+        return probs(zt, zc)
+
+    resampled = {}
+    for level in ("clean", "resampled-0.5x", "resampled-2x", "resampled-4x"):
+        imgs = (
+            reals
+            if level == "clean"
+            else [PERTURBATIONS[level](img, 0, i) for i, img in enumerate(reals)]
+        )
+        p = score(imgs)
+        resampled[level] = {
+            m: {
+                "fpr": float((p[m] >= thr[m]).mean()),
+                "median_prob": float(np.median(p[m])),
+            }
+            for m in p
+        }
+        print(level, json.dumps(resampled[level]), flush=True)
+    rel["resampled"] = {"n": len(reals), "levels": resampled}
+    sizes = {}
+    few = reals[: args.sizes_n]
+    for side in (256, 1024, 4000):
+        imgs = [i.resize((side, side), Image.Resampling.BICUBIC) for i in few]
+        p = score(imgs)
+        sizes[side] = {
+            m: {
+                "median": float(np.median(p[m])),
+                "mean": float(np.mean(p[m])),
+                "fpr": float((p[m] >= thr[m]).mean()),
+            }
+            for m in p
+        }
+        print("size", side, json.dumps(sizes[side]), flush=True)
+    rel["sizes"] = {"n": len(few), "by_side": sizes}
+
+    # ---- graphics -----------------------------------------------------------------------
+    graphics = make_graphics(8, first_seed=100)
+    rows = fusion.predict_batch([g for _, g in graphics])
+    labels = [r["label"] for r in rows]
+    rel["graphics"] = {
+        "n": len(rows),
+        "out_of_scope": sum(bool(r["note"]) for r in rows),
+        "labels": {k: labels.count(k) for k in ("real", "fake", "uncertain")},
+        "fake_among_in_scope": sum(r["label"] == "fake" and not r["note"] for r in rows),
+    }
+    print("graphics", rel["graphics"], flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True)
@@ -108,7 +169,12 @@ def main() -> None:
     ap.add_argument("--band", type=float, default=0.2)
     ap.add_argument("--resampled-n", type=int, default=250)
     ap.add_argument("--sizes-n", type=int, default=50)
+    ap.add_argument(
+        "--remeasure", action="store_true", help="only the resampled / size / graphics numbers"
+    )
     args = ap.parse_args()
+    if args.remeasure:
+        return remeasure(args)
     t_start = time.perf_counter()
     rel: dict = {"date": time.strftime("%Y-%m-%d"), "run": str(args.run)}
 
@@ -189,29 +255,41 @@ def main() -> None:
     write_json(fdir / CONFIG, fcfg)
     print("fusion:", fcfg["fusion"]["combiner"], fth, flush=True)
 
-    # ---- 3. per-source validation -------------------------------------------------------
+    measure_shipped(args, rel)
+
+    rel["seconds"] = round(time.perf_counter() - t_start, 1)
+    write_json(args.work / "release.json", rel)
+    print(json.dumps({"seconds": rel["seconds"]}))
+
+
+def measure_shipped(args, rel: dict) -> None:
+    """Step 3 on the shipped files (loaded afresh, so their thresholds are the shipped ones):
+    per-source validation, resampled reals, sizes, graphics; into `rel` and both configs."""
+    from fakescope.fusion import Head
+
+    tdir, fdir = args.out / args.tiles_name, args.out / args.fusion_name
+    tiles = Detector.load(str(tdir), device="cpu", backend="onnx", metadata=False)
     fusion = Detector.load(str(fdir), device="cpu", backend="onnx", metadata=False)
     assert fusion.fusion is not None, "the CLIP encoder is needed: fakescope setup clip"
+    head = Head.load(fdir / HEAD_FILE)
+    comb = fusion.fusion["combiner"]
     emb_val = clip_table(args.work, "validation")
     parts = {}
     for name in SOURCES:
         ds = load_split(args.shared, name, "validation")
         zt = tile_logits(tiles, ds.x)
-        zc = head.decision_function(np.stack([emb_val[n] for n in ds.names]))
+        zc = head(np.stack([emb_val[n] for n in ds.names]))
         parts[name] = (ds, zt, zc)
     # the derived scores are the Detector's (one path): check on a sample
     ds, zt, zc = parts["sdv1coco"]
     rows = fusion.predict_batch(list(ds.x[:16]))
-    derived = sigmoid(w_t * zt[:16] + w_c * zc[:16] + b)
+    derived = sigmoid(comb(zt[:16], zc[:16]))
     gap = float(np.max(np.abs(np.array([r["prob_fake"] for r in rows]) - derived)))
     assert gap < 1e-4, f"derived fusion scores differ from the Detector's by {gap}"
     rel["derived_vs_detector_max_abs"] = gap
 
     def probs(zt, zc):
-        return {
-            "tiles": apply_calibration(zt, tiles.calibration),
-            "fusion": sigmoid(w_t * zt + w_c * zc + b),
-        }
+        return {"tiles": apply_calibration(zt, tiles.calibration), "fusion": sigmoid(comb(zt, zc))}
 
     thr = {"tiles": tiles.threshold, "fusion": fusion.threshold}
     band = {"tiles": tiles.uncertain, "fusion": fusion.uncertain}
@@ -232,78 +310,29 @@ def main() -> None:
         per_source[name] = row
         print(name, json.dumps(row), flush=True)
     rel["per_source"] = per_source
+    measure_inputs(rel, tiles, fusion, head, probs, thr, parts, args)
+    write_metrics(rel, tdir, fdir)
 
-    # ---- resampled reals and sizes ------------------------------------------------------
-    enc = clip.Encoder()
-    reals = []
-    for name, k in (("aivsreal256", 150), ("sdv1coco", 60), ("cameras", 40)):
-        ds = parts[name][0]
-        reals += [Image.fromarray(a) for a in ds.x[ds.y == 0][:k]]
-    reals = reals[: args.resampled_n]
 
-    def score(imgs) -> dict[str, np.ndarray]:
-        zt = tile_logits(tiles, [np.asarray(i) for i in imgs])
-        zc = head.decision_function(enc.embed(np.stack([clip.view(i) for i in imgs])))
-        return probs(zt, zc)
-
-    resampled = {}
-    for level in ("clean", "resampled-0.5x", "resampled-2x", "resampled-4x"):
-        imgs = (
-            reals
-            if level == "clean"
-            else [PERTURBATIONS[level](img, 0, i) for i, img in enumerate(reals)]
-        )
-        p = score(imgs)
-        resampled[level] = {
-            m: {
-                "fpr": float((p[m] >= thr[m]).mean()),
-                "median_prob": float(np.median(p[m])),
-            }
-            for m in p
-        }
-        print(level, json.dumps(resampled[level]), flush=True)
-    rel["resampled"] = {"n": len(reals), "levels": resampled}
-    sizes = {}
-    few = reals[: args.sizes_n]
-    for side in (256, 1024, 4000):
-        imgs = [i.resize((side, side), Image.Resampling.BICUBIC) for i in few]
-        p = score(imgs)
-        sizes[side] = {
-            m: {
-                "median": float(np.median(p[m])),
-                "mean": float(np.mean(p[m])),
-                "fpr": float((p[m] >= thr[m]).mean()),
-            }
-            for m in p
-        }
-        print("size", side, json.dumps(sizes[side]), flush=True)
-    rel["sizes"] = {"n": len(few), "by_side": sizes}
-
-    # ---- graphics -----------------------------------------------------------------------
-    graphics = make_graphics(8, first_seed=100)
-    rows = fusion.predict_batch([g for _, g in graphics])
-    labels = [r["label"] for r in rows]
-    rel["graphics"] = {
-        "n": len(rows),
-        "out_of_scope": sum(bool(r["note"]) for r in rows),
-        "labels": {k: labels.count(k) for k in ("real", "fake", "uncertain")},
-        "fake_among_in_scope": sum(r["label"] == "fake" and not r["note"] for r in rows),
-    }
-    print("graphics", rel["graphics"], flush=True)
-
-    # ---- metrics into the configs -------------------------------------------------------
+def write_metrics(rel: dict, tdir: Path, fdir: Path) -> None:
+    """The release's measurements into both configs (`metrics`)."""
     for d, m in ((tdir, "tiles"), (fdir, "fusion")):
         c = json.loads((d / CONFIG).read_text())
-        c["metrics"] = {f"{s}_validation": v[m] for s, v in per_source.items()} | {
-            "resampled_reals": {k: v[m] for k, v in resampled.items()} | {"n": len(reals)},
-            "sizes": {str(k): v[m] for k, v in sizes.items()} | {"n": len(few)},
+        res, sizes = rel["resampled"], rel["sizes"]
+        c["metrics"] = {f"{s}_validation": v[m] for s, v in rel["per_source"].items()} | {
+            "resampled_reals": {k: v[m] for k, v in res["levels"].items()} | {"n": res["n"]},
+            "sizes": {str(k): v[m] for k, v in sizes["by_side"].items()} | {"n": sizes["n"]},
         }
         if m == "fusion":
             c["metrics"]["graphics"] = rel["graphics"]
         write_json(d / CONFIG, c)
-    rel["seconds"] = round(time.perf_counter() - t_start, 1)
+
+
+def remeasure(args) -> None:
+    """Step 3 alone, on the shipped files (e.g. after a change to the input rule)."""
+    rel = json.loads((args.work / "release.json").read_text())
+    measure_shipped(args, rel)
     write_json(args.work / "release.json", rel)
-    print(json.dumps({"seconds": rel["seconds"]}))
 
 
 if __name__ == "__main__":

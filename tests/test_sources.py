@@ -82,3 +82,22 @@ def test_resampled_tier_resizes_and_reencodes_with_a_cap():
         "resampled-2x",
         "resampled-4x",
     ]
+
+
+def test_restore_scale_halves_only_images_without_detail():
+    from PIL import Image
+
+    from fakescope.tiles import TileRule, detail, restore_scale
+
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal(128, 25, (256, 256, 3)), 0, 255).astype(np.uint8)
+    rule = TileRule(tile=96, detail_floor=0.08)
+    big = np.asarray(Image.fromarray(photo).resize((2560, 2560), Image.Resampling.BICUBIC))
+    assert detail(big) < 0.08 < detail(photo)
+    out, factor = restore_scale(big, rule)
+    assert factor >= 2 and out.shape[0] == 2560 // factor and detail(out) >= 0.08
+    noisy = np.clip(rng.normal(128, 25, (1200, 900, 3)), 0, 255).astype(np.uint8)
+    assert restore_scale(noisy, rule)[1] == 1  # detail at its own scale: untouched
+    flat = np.full((300, 300, 3), 90, np.uint8)  # under four tiles a side: untouched
+    assert restore_scale(flat, rule)[1] == 1
+    assert restore_scale(big, TileRule(tile=96))[1] == 1  # off unless the model asks

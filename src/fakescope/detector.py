@@ -40,7 +40,7 @@ from PIL import Image
 from fakescope.calibration import apply_calibration, verdict
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.images import ImageSource, load_rgb, open_image, pad_to, to_model_input
-from fakescope.tiles import TileRule, aggregate, cut
+from fakescope.tiles import TileRule, aggregate, cut, restore_scale
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "auto"
@@ -438,8 +438,8 @@ class Detector:
 
             rgb = load_rgb(img)
             return FusionInput(self.fusion["tiles"].arrays(img), view(rgb))
-        a = pad_to(load_rgb(img), self.input_size)
-        return cut(a, self.tile_rule)[0]
+        a, _ = restore_scale(load_rgb(img), self.tile_rule)
+        return cut(pad_to(a, self.input_size), self.tile_rule)[0]
 
     def preprocess(self, image: ImageSource) -> np.ndarray:
         """Any image -> this model's input arrays (see `arrays`); raises `ImageError`."""

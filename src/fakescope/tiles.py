@@ -28,6 +28,9 @@ class TileRule:
     budget: int = 48  # at most this many tiles per image
     aggregate: str = "mean"  # mean | topk (mean of the top `topk` fraction of tile logits)
     topk: float = 0.25
+    # Halve an image whose pixels carry no detail at their own scale (an enlargement far beyond
+    # its content, see `restore_scale`) before tiling; 0 = off.
+    detail_floor: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,3 +82,35 @@ def aggregate(logits: np.ndarray, rule: TileRule) -> float:
         k = max(1, math.ceil(rule.topk * len(logits)))
         return float(np.sort(logits)[-k:].mean())
     raise ValueError(f"unknown aggregation {rule.aggregate!r} (mean or topk)")
+
+
+def detail(a: np.ndarray) -> float:
+    """Mean |luma - Gaussian blur (sigma 1) of luma| over the centre (at most 1024 px): a
+    camera's or a generator's pixels keep some (the 1st percentile of every shared source's
+    photos is 0.09 or more); an image enlarged 8x or more has almost none (< 0.05, JPEG
+    re-encoded or not; BENCHMARKS.md)."""
+    from PIL import Image, ImageFilter
+
+    h, w = a.shape[:2]
+    t, le = max(0, (h - 1024) // 2), max(0, (w - 1024) // 2)
+    g = Image.fromarray(np.ascontiguousarray(a[t : t + 1024, le : le + 1024])).convert("L")
+    x = np.asarray(g, np.float32)
+    b = np.asarray(g.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
+    return float(np.abs(x - b)[2:-2, 2:-2].mean()) if min(x.shape) > 4 else float("inf")
+
+
+def restore_scale(a: np.ndarray, rule: TileRule) -> tuple[np.ndarray, int]:
+    """(image, factor): while the image's `detail` is under `rule.detail_floor` and it is at
+    least four tiles on its shorter side, halve it (2×2 box average). Resampling is not
+    generation: a photo enlarged far beyond its content is scored near the scale its detail
+    has, the range the model was trained on (reals resampled 0.25-4x), instead of as tiles of
+    blur. Images with detail, and every image under four tiles a side, are left as they are."""
+    factor = 1
+    if not rule.detail_floor:
+        return a, factor
+    from PIL import Image
+
+    while min(a.shape[:2]) >= 4 * rule.tile and detail(a) < rule.detail_floor:
+        a = np.asarray(Image.fromarray(a).reduce(2))
+        factor *= 2
+    return a, factor
