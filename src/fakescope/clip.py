@@ -142,7 +142,9 @@ def view(img: Image.Image | np.ndarray) -> np.ndarray:
     w, h = img.size
     s = SIZE / min(w, h)
     nw, nh = max(SIZE, round(w * s)), max(SIZE, round(h * s))
-    img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+    # reducing_gap: a box reduction first when shrinking more than 3x (a 12-MP photo in ~20 ms
+    # instead of ~200 ms); no effect on the 256-px training images (shrunk 1.14x)
+    img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
     left, top = (nw - SIZE) // 2, (nh - SIZE) // 2
     return np.asarray(img.crop((left, top, left + SIZE, top + SIZE)).convert("RGB"))
 
