@@ -34,15 +34,15 @@ def f4(v) -> str:
 def per_source_table(rel: dict, key: str) -> str:
     rows = [
         "| source (validation split) | reals | fakes | ROC-AUC (against) | reals called fake | "
-        "fakes caught | uncertain |",
-        "|---|---|---|---|---|---|---|",
+        "fakes caught | uncertain | accuracy (decided images) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, v in rel["per_source"].items():
         m = v[key]
         auc = f"{f4(m.get('roc_auc'))} ({m['auc_against']})" if m.get("roc_auc") else "—"
         rows.append(
             f"| {name} | {m['n_real']} | {m['n_fake']} | {auc} | {pct(m['false_positive_rate'])} "
-            f"| {pct(m['detection_rate'])} | {m['uncertain']} |"
+            f"| {pct(m['detection_rate'])} | {m['uncertain']} | {f4(m['accuracy_decided'])} |"
         )
     return "\n".join(rows)
 

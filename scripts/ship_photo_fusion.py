@@ -233,6 +233,7 @@ def main() -> None:
     )
     fcfg = {
         "format": "fakescope-fusion/1",
+        "labels": ["real", "fake"],
         "description": "Photos: the native-resolution tile model and a linear head on frozen "
         "CLIP ViT-B/16 features, combined by logistic regression fitted on held-out photos.",
         "fusion": {

@@ -198,7 +198,7 @@ def test_models_lists_names_first(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines and lines[0].split()[0] == "auto" and "(default)" in lines[0]
     names = [ln.split()[0] for ln in lines if not ln.startswith(" ")]
-    assert names == ["auto", "cifake-resnet10s", "photo-effnet-lite2"]
+    assert names == ["auto", "cifake-resnet10s", "photo-effnet-lite2", "photo-fusion"]
 
 
 def test_tune_writes_trials_and_a_config_train_accepts(cifake_dir, tmp_path, capsys):

