@@ -26,10 +26,14 @@ HEAVY = TORCH_EXTRA + ("scipy", "onnx", "pandas", "cv2")
 BLOCK = f"import sys\nfor m in {TORCH_EXTRA!r}: sys.modules[m] = None\n"
 
 
-def run_cli(args: list[str], block: bool = True, report_modules: bool = False):
-    """`fakescope ARGS` in a fresh interpreter, optionally with the torch extra blocked;
-    returns (exit status, stdout, stderr, heavy modules that were imported)."""
-    code = (BLOCK if block else "import sys\n") + (
+def run_cli(
+    args: list[str], block: bool = True, report_modules: bool = False, also: tuple[str, ...] = ()
+):
+    """`fakescope ARGS` in a fresh interpreter, optionally with the torch extra blocked (and
+    the modules `also` names, e.g. another extra's); returns (exit status, stdout, stderr,
+    heavy modules that were imported)."""
+    more = f"for m in {also!r}: sys.modules[m] = None\n"
+    code = (BLOCK if block else "import sys\n") + more + (
         "from fakescope.cli import main\n"
         f"rc = main({args!r})\n"
         "loaded = {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
@@ -118,3 +122,12 @@ def test_the_command_line_itself_needs_no_torch(args):
     rc, out, err, _ = run_cli(args)
     assert rc == 0, err
     assert "photo-effnet-lite2" in out or "usage" in out
+
+
+@pytest.mark.parametrize("torch_too", [True, False], ids=["light", "light+torch"])
+def test_serve_without_its_extra_is_one_line(torch_too):
+    """Issue 18.1: the light install (and light + [torch]) has no FastAPI."""
+    rc, out, err, _ = run_cli(["serve", "--port", "0"], block=torch_too, also=("fastapi",))
+    assert rc == 2, err
+    assert err.strip().count("\n") == 0 and err.startswith("error: "), err
+    assert "pip install 'fakescope[serve]'" in err and "Traceback" not in err

@@ -33,6 +33,25 @@ def add_backend_arg(p: argparse.ArgumentParser) -> None:
 
 # Modules only the `torch` extra installs: a command that needs one says so in one line.
 TORCH_EXTRA = {"torch", "torchvision", "safetensors", "sklearn", "matplotlib"}
+# Other extras' top-level modules -> the extra that installs them: the safety net in `main` for
+# an import a command did not check up front (each command checks its own extra first).
+EXTRA_OF = {
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "starlette": "serve",
+    "python_multipart": "serve",
+    "multipart": "serve",
+    "pytorch_grad_cam": "explain",
+    "cv2": "explain",
+    "optuna": "tune",
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+    "imagehash": "audit",
+    "fsspec": "scan",
+    "pyarrow": "parquet",
+    "ray": "ray",
+    "c2pa": "provenance",
+}
 
 
 def _progress(args) -> bool:
@@ -315,6 +334,9 @@ def _seed_arg(sp: argparse.ArgumentParser, default: int | None, what: str) -> No
 
 
 def cmd_serve(args) -> int:
+    from fakescope.serve.server import require_serve
+
+    require_serve()  # before the app module, which imports FastAPI at its top
     from fakescope.serve.app import ServeSettings
     from fakescope.serve.server import run_server
 
@@ -986,13 +1008,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] not in TORCH_EXTRA:
+        top = (e.name or "").split(".")[0]
+        if top in TORCH_EXTRA:
+            print(
+                f"error: this needs PyTorch and its tools ({e.name} is not installed): "
+                "pip install 'fakescope[torch]'",
+                file=sys.stderr,
+            )
+        elif top in EXTRA_OF:
+            print(
+                f"error: this needs the '{EXTRA_OF[top]}' extra ({e.name} is not installed): "
+                f"pip install 'fakescope[{EXTRA_OF[top]}]'",
+                file=sys.stderr,
+            )
+        else:
             raise
-        print(
-            f"error: this needs PyTorch and its tools ({e.name} is not installed): "
-            "pip install 'fakescope[torch]'",
-            file=sys.stderr,
-        )
         return 2
     except BrokenPipeError:
         # the reader went away (`fakescope predict dir | head`): stop quietly, as a shell tool
