@@ -8,6 +8,7 @@ thing: that scoring never needs them and every other command says what to instal
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -131,3 +132,32 @@ def test_serve_without_its_extra_is_one_line(torch_too):
     assert rc == 2, err
     assert err.strip().count("\n") == 0 and err.startswith("error: "), err
     assert "pip install 'fakescope[serve]'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_scan_of_an_archive_needs_no_torch(kind, tmp_path):
+    """Issue 18.6: listing an archive's members (fakescope.data.sources) must not import
+    scikit-learn or torch: `scan photos.zip --output r.csv` works on the light install."""
+    import tarfile
+    import zipfile
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(buf, "PNG")
+    arc = tmp_path / f"photos.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(arc, "w") as zf:
+            zf.writestr("a/one.png", buf.getvalue())
+            zf.writestr("a/two.png", buf.getvalue())
+    else:
+        with tarfile.open(arc, "w") as tf:
+            for name in ("a/one.png", "a/two.png"):
+                info = tarfile.TarInfo(name)
+                info.size = len(buf.getvalue())
+                tf.addfile(info, io.BytesIO(buf.getvalue()))
+    out = tmp_path / "r.csv"
+    rc, _, err, heavy = run_cli(["scan", str(arc), "--output", str(out), "--workers", "1", "-q"])
+    assert rc == 0, err
+    rows = out.read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("path,prob_fake")
+    assert all(f"{kind}://a/" in r for r in rows[1:])
+    assert heavy == "", f"scan imported {heavy}"
