@@ -34,13 +34,17 @@ def run_cli(
     the modules `also` names, e.g. another extra's); returns (exit status, stdout, stderr,
     heavy modules that were imported)."""
     more = f"for m in {also!r}: sys.modules[m] = None\n"
-    code = (BLOCK if block else "import sys\n") + more + (
-        "from fakescope.cli import main\n"
-        f"rc = main({args!r})\n"
-        "loaded = {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
-        f"heavy = sorted(loaded & set({HEAVY!r}))\n"
-        "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
-        "sys.exit(rc)\n"
+    code = (
+        (BLOCK if block else "import sys\n")
+        + more
+        + (
+            "from fakescope.cli import main\n"
+            f"rc = main({args!r})\n"
+            "loaded = {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
+            f"heavy = sorted(loaded & set({HEAVY!r}))\n"
+            "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
+            "sys.exit(rc)\n"
+        )
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     lines = p.stderr.splitlines()

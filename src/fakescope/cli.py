@@ -206,28 +206,43 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from fakescope.detector import Detector
     from fakescope.fileio import atomic_path
-    from fakescope.predict import Expansion, run_predict
+    from fakescope.predict import Expansion, Tally, format_for, run_predict
 
     det = Detector.load(
         args.model, device=args.device, backend=args.backend, metadata=not args.no_metadata
     )
     stats = Expansion()
+    fmt = format_for(args.format, args.output)
 
-    def run(out) -> tuple[int, int, int]:
+    def run(out) -> Tally:
         return run_predict(
-            det, args.paths, args.format, out, args.batch_size, _progress(args), stats
+            det, args.paths, fmt, out, args.batch_size, _progress(args), stats, args.threshold
         )
 
     if args.output:
         # rows stream into a temporary file beside --output, which replaces it only when the
         # run ends: an interrupted or failed run never leaves a half-written scores file
         with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-            scored, fake, errors = run(f)
+            tally = run(f)
     else:
-        scored, fake, errors = run(sys.stdout)
-    summary = [f"{scored} scored ({fake} fake, {scored - fake} real)", f"{errors} not scored"]
-    print(", ".join(summary + stats.notes()), file=sys.stderr)
-    return 0 if errors == 0 else 1
+        tally = run(sys.stdout)
+    summary = [tally.line(), *stats.notes(), _threshold_note(det, tally, args.threshold)]
+    print(", ".join(summary), file=sys.stderr)
+    return 0 if tally.errors == 0 else 1
+
+
+def _threshold_note(det, tally, threshold: float | None) -> str:
+    """Which threshold made the labels: the user's, or each scoring model's own."""
+    if threshold is not None:
+        return f"threshold {threshold:g} (--threshold)"
+    members = {d.name: d for _, d in det.routes} if det.routes else {det.name: det}
+    used = [n for n in members if tally.models[n]] or list(members)
+    shown = "; ".join(f"{n} {members[n].threshold:.4g}" for n in used)
+    return (
+        f"threshold {shown} (the model's own)"
+        if len(used) == 1
+        else (f"thresholds {shown} (each model's own)")
+    )
 
 
 def cmd_models(args) -> int:
@@ -632,13 +647,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(r)
     r.add_argument(
-        "--format", choices=list(FORMATS), default="table", help="output format (default: table)"
+        "--format",
+        choices=list(FORMATS),
+        help="output format (default: from --output's extension, .csv, .json or .jsonl; "
+        "else table)",
     )
     r.add_argument(
         "--output",
         metavar="FILE",
         help="write rows to FILE (parent folders created; replaced when the run ends) instead "
         "of stdout",
+    )
+    r.add_argument(
+        "--threshold",
+        type=argtypes.probability,
+        help="label fake at prob_fake >= this, 0-1 (higher: fewer false alarms, lower: more "
+        "fakes caught; hard verdicts, no uncertain band; default: each model's calibrated "
+        "threshold)",
     )
     r.add_argument(
         "--batch-size",
