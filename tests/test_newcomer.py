@@ -94,3 +94,29 @@ def test_unwritable_output_names_the_file_and_the_reason(tmp_path, capsys):
     )
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: cannot write /proc/x.csv: "), err
+
+
+@pytest.mark.parametrize("case", ["empty folder", "missing file", "unmatched glob"])
+@pytest.mark.parametrize("command", ["predict", "explain", "inspect", "scan"])
+def test_every_path_command_refuses_empty_inputs_alike(command, case, tmp_path, capsys):
+    """Issue 18.8: `inspect emptydir` and `scan emptydir` exit 2 with one line, as predict and
+    explain do, and write nothing."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".hidden.png").write_bytes(b"x")
+    arg = {
+        "empty folder": str(empty),
+        "missing file": str(tmp_path / "nope.jpg"),
+        "unmatched glob": str(tmp_path / "*.webp"),
+    }[case]
+    extra = {
+        "predict": ["--format", "csv"],
+        "explain": ["--out", str(tmp_path / "why")],
+        "inspect": ["--format", "json"],
+        "scan": ["--output", str(tmp_path / "r.csv"), "--workers", "1"],
+    }[command]
+    code, out, err = _run([command, arg, *extra, "-q"], capsys)
+    assert code == 2, (command, case, err)
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: nothing to score"), err
+    assert not (tmp_path / "r.csv").exists()
+    assert not (tmp_path / "why" / "index.html").exists()

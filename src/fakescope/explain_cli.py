@@ -29,7 +29,13 @@ from fakescope.errors import FakescopeError, ImageError
 from fakescope.explain import cam_batch, deletion_drops, overlay, panel
 from fakescope.fetch import Downloads, is_url
 from fakescope.fileio import atomic_path, ensure_writable_dir, write_text
-from fakescope.inputs import Expansion, Missing, expand_paths, nothing_to_score
+from fakescope.inputs import (
+    Expansion,
+    Missing,
+    at_least_one_image,
+    expand_paths,
+    nothing_to_score,
+)
 
 CATEGORIES = {
     "true_positive": "fake called fake",
@@ -143,7 +149,7 @@ def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> in
     items, failed, found, problems = [], 0, 0, []
     stats = Expansion()
     with Downloads() as downloads:
-        for i, path in enumerate(expand_paths(paths, stats)):
+        for i, path in enumerate(at_least_one_image(paths, expand_paths(paths, stats), stats)):
             tmp = None
             try:
                 if isinstance(path, Missing):
