@@ -117,7 +117,10 @@ def test_torch_commands_say_what_to_install_in_one_line(args, tmp_path):
     rc, _, err, _ = run_cli(args)
     assert rc == 2
     assert err.strip().count("\n") == 0 and err.startswith("error: "), err
-    assert "pip install 'fakescope[torch]'" in err or "pip install 'fakescope[onnx]'" in err
+    if args[0] == "explain":  # the one extra with everything explain needs (issue 18.9)
+        assert "pip install 'fakescope[explain]'" in err, err
+    else:
+        assert "pip install 'fakescope[torch]'" in err or "pip install 'fakescope[onnx]'" in err
 
 
 @pytest.mark.parametrize("args", [["models"], ["train", "--help"], ["explain", "--help"]])
@@ -165,3 +168,31 @@ def test_scan_of_an_archive_needs_no_torch(kind, tmp_path):
     assert len(rows) == 3 and rows[0].startswith("path,prob_fake")
     assert all(f"{kind}://a/" in r for r in rows[1:])
     assert heavy == "", f"scan imported {heavy}"
+
+
+@pytest.mark.parametrize("torch_too", [True, False], ids=["light", "light+torch"])
+def test_explain_names_its_one_extra_once(torch_too, tmp_path):
+    """Issue 18.9: `explain` on the light install (or with torch but no grad-cam) asks for
+    `[explain]`, which has everything, in one line; the API raises FakescopeError with it."""
+    img = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(img)
+    rc, _, err, _ = run_cli(
+        ["explain", str(img), "--out", str(tmp_path / "why")],
+        block=torch_too,
+        also=("pytorch_grad_cam",),
+    )
+    assert rc == 2 and err.strip().count("\n") == 0, err
+    assert err.count("pip install") == 1 and "pip install 'fakescope[explain]'" in err, err
+    code = (BLOCK if torch_too else "import sys\n") + (
+        "sys.modules['pytorch_grad_cam'] = None\n"
+        "from fakescope import Detector\n"
+        "from fakescope.errors import FakescopeError\n"
+        "det = Detector.load()\n"
+        "try:\n"
+        f"    det.explain({str(img)!r})\n"
+        "except FakescopeError as e:\n"
+        "    print('FakescopeError:', e)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.startswith("FakescopeError: ") and "fakescope[explain]" in p.stdout, p.stdout

@@ -16,12 +16,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from fakescope.choices import METHOD_NAMES
-from fakescope.errors import FakescopeError, missing_extra
-from fakescope.models import Classifier, to_input
+from fakescope.errors import FakescopeError, missing_extra, require_extra
+
+# Everything the `explain` extra brings, checked before torch is imported: `det.explain()` and
+# `fakescope explain` on a light install name that one extra, once (not torch, then grad-cam).
+EXPLAIN_NEEDS = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "safetensors": "safetensors",
+    "matplotlib": "matplotlib",
+    "pytorch_grad_cam": "grad-cam",
+}
+require_extra("explain", EXPLAIN_NEEDS)
+
+import torch  # noqa: E402 - after the check above
+
+from fakescope.choices import METHOD_NAMES  # noqa: E402
+from fakescope.models import Classifier, to_input  # noqa: E402
 
 VIEW_SIZE = 256  # small inputs are upscaled for viewing: image nearest-neighbour, heat bilinear
 MIN_MAP = 4
