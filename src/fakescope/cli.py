@@ -748,7 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         choices=list(METHOD_NAMES),
         default="gradcam",
-        help="CAM method (default: gradcam)",
+        help="CAM method for thumbnail (resize) models (default: gradcam); tiled photo models "
+        "show tile scores instead (see README: Explanations)",
     )
     x.add_argument(
         "--per-class",
