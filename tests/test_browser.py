@@ -106,7 +106,28 @@ def test_page_end_to_end(tmp_path):
             sync_api.expect(card2).to_have_attribute("data-state", "done")
             sync_api.expect(card2.locator("img.heatmap.ready")).to_be_visible()
 
-            # 3. a bad file gets its message
+            # 3. several files at once: cards in the order chosen, each with the threshold of
+            # the model that scored it (auto: a photo goes to photo-effnet-lite2, 0.80)
+            big = Image.radial_gradient("L").convert("RGB").resize((320, 240))
+            buf = io.BytesIO()
+            big.save(buf, "PNG")
+            page.set_input_files(
+                "#chooser",
+                files=[_file("zz-photo.png", buf.getvalue(), "image/png"), _file(*good[0])],
+            )
+            page.locator("#status").filter(has_text="Done: 2").wait_for()
+            names = page.locator(".card .name").all_inner_texts()
+            assert names[-2:] == ["zz-photo.png", good[0][0]], names
+            assert names[0] == good[0][0] and names[1] == good[1][0], names  # drop order
+            photo = page.locator(".card", has_text="zz-photo.png")
+            sync_api.expect(photo).to_have_attribute("data-state", "done")
+            sync_api.expect(photo).to_contain_text("photo-effnet-lite2")
+            sync_api.expect(photo.locator(".prob")).to_contain_text("(threshold 0.80, uncertain")
+            assert photo.locator(".mark").evaluate("e => e.style.left") == "80%"  # 0.7999
+            thumb = page.locator(".card", has_text=good[0][0]).first
+            sync_api.expect(thumb.locator(".prob")).to_contain_text("(threshold 0.50)")
+
+            # 4. a bad file gets its message
             page.set_input_files(
                 "#chooser", files=[_file("notes.jpg", invalid_files()["text.jpg"], "image/jpeg")]
             )
@@ -120,7 +141,7 @@ def test_page_end_to_end(tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             assert Image.open(shot).size[0] == 1000
 
-            # 4. phone width: one column, nothing wider than the screen
+            # 5. phone width: one column, nothing wider than the screen
             page.set_viewport_size({"width": 375, "height": 740})
             assert page.evaluate("document.documentElement.scrollWidth") <= 375
             page.screenshot(path=str(tmp_path / "phone.png"))

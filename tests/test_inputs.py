@@ -249,3 +249,34 @@ def test_urls_are_fetched_with_limits(server, tiny_model, tmp_path, monkeypatch,
     assert main([*argv, "-q"]) == 0
     capsys.readouterr()
     assert len(list(out_dir.glob("*_cat.png"))) == 1
+
+
+def test_the_python_api_takes_urls_with_the_clis_limits(server, tiny_model, tmp_path, monkeypatch):
+    """Issue 18.10: `det.predict_batch(["http://..."])` downloads like the CLI (size cap,
+    deadline, redirects to http(s) only, the pixel limit), rows keep the URL as `path`, and
+    nothing is left on disk."""
+    from fakescope import Detector
+    from fakescope.errors import ImageError
+
+    monkeypatch.setattr(fetch, "MAX_BYTES", 100_000)
+    monkeypatch.setattr(fetch, "TIMEOUT", 1.5)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    det = Detector.load(str(tiny_model), device="cpu")
+    names = ["cat.png", "redirect", "big.png", "bomb.png", "nothing-here.png", "to-file"]
+    names += ["trickle.png"]
+    urls = [f"{server}/{n}" for n in names]
+    rows = det.predict_batch(urls)
+    assert [r["path"] for r in rows] == urls
+    by = dict(zip(names, rows, strict=True))
+    local = det.predict(_png(3))
+    assert by["cat.png"]["error"] == "" and by["cat.png"]["prob_fake"] == local["prob_fake"]
+    assert by["redirect"]["prob_fake"] == local["prob_fake"]
+    assert "download limit" in by["big.png"]["error"]
+    assert "pixels" in by["bomb.png"]["error"]
+    assert "HTTP 404" in by["nothing-here.png"]["error"]
+    assert "download failed" in by["to-file"]["error"]
+    assert "timed out" in by["trickle.png"]["error"]
+    assert det.predict(urls[0])["path"] == urls[0]
+    with pytest.raises(ImageError, match="HTTP 404"):
+        det.predict(f"{server}/nothing-here.png")
+    assert list(tmp_path.iterdir()) == []  # every download removed

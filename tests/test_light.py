@@ -8,6 +8,7 @@ thing: that scoring never needs them and every other command says what to instal
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -26,16 +27,24 @@ HEAVY = TORCH_EXTRA + ("scipy", "onnx", "pandas", "cv2")
 BLOCK = f"import sys\nfor m in {TORCH_EXTRA!r}: sys.modules[m] = None\n"
 
 
-def run_cli(args: list[str], block: bool = True, report_modules: bool = False):
-    """`fakescope ARGS` in a fresh interpreter, optionally with the torch extra blocked;
-    returns (exit status, stdout, stderr, heavy modules that were imported)."""
-    code = (BLOCK if block else "import sys\n") + (
-        "from fakescope.cli import main\n"
-        f"rc = main({args!r})\n"
-        "loaded = {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
-        f"heavy = sorted(loaded & set({HEAVY!r}))\n"
-        "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
-        "sys.exit(rc)\n"
+def run_cli(
+    args: list[str], block: bool = True, report_modules: bool = False, also: tuple[str, ...] = ()
+):
+    """`fakescope ARGS` in a fresh interpreter, optionally with the torch extra blocked (and
+    the modules `also` names, e.g. another extra's); returns (exit status, stdout, stderr,
+    heavy modules that were imported)."""
+    more = f"for m in {also!r}: sys.modules[m] = None\n"
+    code = (
+        (BLOCK if block else "import sys\n")
+        + more
+        + (
+            "from fakescope.cli import main\n"
+            f"rc = main({args!r})\n"
+            "loaded = {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
+            f"heavy = sorted(loaded & set({HEAVY!r}))\n"
+            "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
+            "sys.exit(rc)\n"
+        )
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     lines = p.stderr.splitlines()
@@ -108,7 +117,10 @@ def test_torch_commands_say_what_to_install_in_one_line(args, tmp_path):
     rc, _, err, _ = run_cli(args)
     assert rc == 2
     assert err.strip().count("\n") == 0 and err.startswith("error: "), err
-    assert "pip install 'fakescope[torch]'" in err or "pip install 'fakescope[onnx]'" in err
+    if args[0] == "explain":  # the one extra with everything explain needs (issue 18.9)
+        assert "pip install 'fakescope[explain]'" in err, err
+    else:
+        assert "pip install 'fakescope[torch]'" in err or "pip install 'fakescope[onnx]'" in err
 
 
 @pytest.mark.parametrize("args", [["models"], ["train", "--help"], ["explain", "--help"]])
@@ -118,3 +130,69 @@ def test_the_command_line_itself_needs_no_torch(args):
     rc, out, err, _ = run_cli(args)
     assert rc == 0, err
     assert "photo-effnet-lite2" in out or "usage" in out
+
+
+@pytest.mark.parametrize("torch_too", [True, False], ids=["light", "light+torch"])
+def test_serve_without_its_extra_is_one_line(torch_too):
+    """Issue 18.1: the light install (and light + [torch]) has no FastAPI."""
+    rc, out, err, _ = run_cli(["serve", "--port", "0"], block=torch_too, also=("fastapi",))
+    assert rc == 2, err
+    assert err.strip().count("\n") == 0 and err.startswith("error: "), err
+    assert "pip install 'fakescope[serve]'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_scan_of_an_archive_needs_no_torch(kind, tmp_path):
+    """Issue 18.6: listing an archive's members (fakescope.data.sources) must not import
+    scikit-learn or torch: `scan photos.zip --output r.csv` works on the light install."""
+    import tarfile
+    import zipfile
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(buf, "PNG")
+    arc = tmp_path / f"photos.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(arc, "w") as zf:
+            zf.writestr("a/one.png", buf.getvalue())
+            zf.writestr("a/two.png", buf.getvalue())
+    else:
+        with tarfile.open(arc, "w") as tf:
+            for name in ("a/one.png", "a/two.png"):
+                info = tarfile.TarInfo(name)
+                info.size = len(buf.getvalue())
+                tf.addfile(info, io.BytesIO(buf.getvalue()))
+    out = tmp_path / "r.csv"
+    rc, _, err, heavy = run_cli(["scan", str(arc), "--output", str(out), "--workers", "1", "-q"])
+    assert rc == 0, err
+    rows = out.read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("path,prob_fake")
+    assert all(f"{kind}://a/" in r for r in rows[1:])
+    assert heavy == "", f"scan imported {heavy}"
+
+
+@pytest.mark.parametrize("torch_too", [True, False], ids=["light", "light+torch"])
+def test_explain_names_its_one_extra_once(torch_too, tmp_path):
+    """Issue 18.9: `explain` on the light install (or with torch but no grad-cam) asks for
+    `[explain]`, which has everything, in one line; the API raises FakescopeError with it."""
+    img = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(img)
+    rc, _, err, _ = run_cli(
+        ["explain", str(img), "--out", str(tmp_path / "why")],
+        block=torch_too,
+        also=("pytorch_grad_cam",),
+    )
+    assert rc == 2 and err.strip().count("\n") == 0, err
+    assert err.count("pip install") == 1 and "pip install 'fakescope[explain]'" in err, err
+    code = (BLOCK if torch_too else "import sys\n") + (
+        "sys.modules['pytorch_grad_cam'] = None\n"
+        "from fakescope import Detector\n"
+        "from fakescope.errors import FakescopeError\n"
+        "det = Detector.load()\n"
+        "try:\n"
+        f"    det.explain({str(img)!r})\n"
+        "except FakescopeError as e:\n"
+        "    print('FakescopeError:', e)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.startswith("FakescopeError: ") and "fakescope[explain]" in p.stdout, p.stdout

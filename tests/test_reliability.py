@@ -122,3 +122,25 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
         write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("junk", ["truncated", "empty-and-text"])
+def test_evaluate_refuses_a_class_with_no_readable_image(junk, tiny_run, tmp_path, capsys):
+    """Issue 18.5: a class none of whose files decode is an error (exit 2, one line), not
+    precision 0 with exit 0."""
+    root = make_image_tree(tmp_path / "lab", {"real": 4})
+    fake = root / "fake"
+    fake.mkdir()
+    if junk == "truncated":
+        good = (root / "real" / "0000.png").read_bytes()
+        (fake / "cut.png").write_bytes(good[: len(good) // 3])
+    else:
+        (fake / "empty.jpg").write_bytes(b"")
+        (fake / "notes.jpg").write_text("not a picture, only renamed\n")
+    argv = ["evaluate", "--data", str(root), "--model", str(tiny_run), "--out", str(tmp_path / "e")]
+    assert main([*argv, "--no-cache", "-q"]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "none of the" in lines[0] and "fake files" in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "e" / "metrics.json").exists()

@@ -277,6 +277,39 @@ def test_concurrent_requests_get_their_own_rows_in_order(det):
     assert stats["batches"] < 48
 
 
+def test_rows_carry_the_threshold_of_the_model_that_scored_them(client, det):
+    """Issue 18.2: under `auto` a thumbnail is judged at cifake-resnet10s's threshold, a photo
+    at photo-effnet-lite2's (0.7999, with its uncertain band), and the row says so."""
+    members = {d.name: d for _, d in det.routes}
+    named = {"thumb.png": _png(1, 32), "photo.png": _png(2, 300), "junk.png": b"not an image"}
+    rows = client.post(PREDICT, files=_files(named)).json()
+    by = {r["filename"]: r for r in rows}
+    thumb, photo = by["thumb.png"], by["photo.png"]
+    assert thumb["model"] == "cifake-resnet10s" and photo["model"] == "photo-effnet-lite2"
+    for r in (thumb, photo):
+        m = members[r["model"]]
+        assert r["threshold"] == m.threshold
+        assert r["uncertain"] == (list(m.uncertain) if m.uncertain else None)
+    assert photo["threshold"] == pytest.approx(0.7999, abs=1e-3) and photo["uncertain"]
+    assert thumb["threshold"] == 0.5 and thumb["uncertain"] is None
+    assert by["junk.png"]["threshold"] is None and by["junk.png"]["error"]
+    ex = client.post(EXPLAIN + "?format=json", files=_files({"p.png": named["photo.png"]}))
+    if ex.status_code == 200:
+        assert ex.json()["threshold"] == photo["threshold"]
+
+
+def test_a_routing_model_describes_its_members_thresholds(client, det):
+    card = client.get("/api/v1/model").json()
+    assert card["name"] == "auto" and card["threshold"] is None
+    route = {r["model"]: r for r in card["route"]}
+    for _, member in det.routes:
+        assert route[member.name]["threshold"] == member.threshold
+        assert route[member.name]["uncertain"] == member.uncertain
+    assert route["cifake-resnet10s"]["max_side"] == 64
+    listed = next(c for c in client.get("/api/v1/models").json() if c["name"] == "auto")
+    assert listed["threshold"] is None and listed["route"] == card["route"]
+
+
 # ---- models, health, page --------------------------------------------------------------------
 
 

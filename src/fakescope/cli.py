@@ -33,6 +33,25 @@ def add_backend_arg(p: argparse.ArgumentParser) -> None:
 
 # Modules only the `torch` extra installs: a command that needs one says so in one line.
 TORCH_EXTRA = {"torch", "torchvision", "safetensors", "sklearn", "matplotlib"}
+# Other extras' top-level modules -> the extra that installs them: the safety net in `main` for
+# an import a command did not check up front (each command checks its own extra first).
+EXTRA_OF = {
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "starlette": "serve",
+    "python_multipart": "serve",
+    "multipart": "serve",
+    "pytorch_grad_cam": "explain",
+    "cv2": "explain",
+    "optuna": "tune",
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+    "imagehash": "audit",
+    "fsspec": "scan",
+    "pyarrow": "parquet",
+    "ray": "ray",
+    "c2pa": "provenance",
+}
 
 
 def _progress(args) -> bool:
@@ -199,28 +218,43 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from fakescope.detector import Detector
     from fakescope.fileio import atomic_path
-    from fakescope.predict import Expansion, run_predict
+    from fakescope.predict import Expansion, Tally, format_for, run_predict
 
     det = Detector.load(
         args.model, device=args.device, backend=args.backend, metadata=not args.no_metadata
     )
     stats = Expansion()
+    fmt = format_for(args.format, args.output)
 
-    def run(out) -> tuple[int, int, int]:
+    def run(out) -> Tally:
         return run_predict(
-            det, args.paths, args.format, out, args.batch_size, _progress(args), stats
+            det, args.paths, fmt, out, args.batch_size, _progress(args), stats, args.threshold
         )
 
     if args.output:
         # rows stream into a temporary file beside --output, which replaces it only when the
         # run ends: an interrupted or failed run never leaves a half-written scores file
         with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-            scored, fake, errors = run(f)
+            tally = run(f)
     else:
-        scored, fake, errors = run(sys.stdout)
-    summary = [f"{scored} scored ({fake} fake, {scored - fake} real)", f"{errors} not scored"]
-    print(", ".join(summary + stats.notes()), file=sys.stderr)
-    return 0 if errors == 0 else 1
+        tally = run(sys.stdout)
+    summary = [tally.line(), *stats.notes(), _threshold_note(det, tally, args.threshold)]
+    print(", ".join(summary), file=sys.stderr)
+    return 0 if tally.errors == 0 else 1
+
+
+def _threshold_note(det, tally, threshold: float | None) -> str:
+    """Which threshold made the labels: the user's, or each scoring model's own."""
+    if threshold is not None:
+        return f"threshold {threshold:g} (--threshold)"
+    members = {d.name: d for _, d in det.routes} if det.routes else {det.name: det}
+    used = [n for n in members if tally.models[n]] or list(members)
+    shown = "; ".join(f"{n} {members[n].threshold:.4g}" for n in used)
+    return (
+        f"threshold {shown} (the model's own)"
+        if len(used) == 1
+        else (f"thresholds {shown} (each model's own)")
+    )
 
 
 def cmd_models(args) -> int:
@@ -343,6 +377,9 @@ def _seed_arg(sp: argparse.ArgumentParser, default: int | None, what: str) -> No
 
 
 def cmd_serve(args) -> int:
+    from fakescope.serve.server import require_serve
+
+    require_serve()  # before the app module, which imports FastAPI at its top
     from fakescope.serve.app import ServeSettings
     from fakescope.serve.server import run_server
 
@@ -652,13 +689,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(r)
     r.add_argument(
-        "--format", choices=list(FORMATS), default="table", help="output format (default: table)"
+        "--format",
+        choices=list(FORMATS),
+        help="output format (default: from --output's extension, .csv, .json or .jsonl; "
+        "else table)",
     )
     r.add_argument(
         "--output",
         metavar="FILE",
         help="write rows to FILE (parent folders created; replaced when the run ends) instead "
         "of stdout",
+    )
+    r.add_argument(
+        "--threshold",
+        type=argtypes.probability,
+        help="label fake at prob_fake >= this, 0-1 (higher: fewer false alarms, lower: more "
+        "fakes caught; hard verdicts, no uncertain band; default: each model's calibrated "
+        "threshold)",
     )
     r.add_argument(
         "--batch-size",
@@ -760,7 +807,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         choices=list(METHOD_NAMES),
         default="gradcam",
-        help="CAM method (default: gradcam)",
+        help="CAM method for thumbnail (resize) models (default: gradcam); tiled photo models "
+        "show tile scores instead (see README: Explanations)",
     )
     x.add_argument(
         "--per-class",
@@ -1045,13 +1093,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] not in TORCH_EXTRA:
+        top = (e.name or "").split(".")[0]
+        if top in TORCH_EXTRA:
+            print(
+                f"error: this needs PyTorch and its tools ({e.name} is not installed): "
+                "pip install 'fakescope[torch]'",
+                file=sys.stderr,
+            )
+        elif top in EXTRA_OF:
+            print(
+                f"error: this needs the '{EXTRA_OF[top]}' extra ({e.name} is not installed): "
+                f"pip install 'fakescope[{EXTRA_OF[top]}]'",
+                file=sys.stderr,
+            )
+        else:
             raise
-        print(
-            f"error: this needs PyTorch and its tools ({e.name} is not installed): "
-            "pip install 'fakescope[torch]'",
-            file=sys.stderr,
-        )
         return 2
     except BrokenPipeError:
         # the reader went away (`fakescope predict dir | head`): stop quietly, as a shell tool

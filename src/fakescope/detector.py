@@ -39,6 +39,7 @@ from PIL import Image
 
 from fakescope.calibration import apply_calibration, verdict
 from fakescope.errors import FakescopeError, ImageError
+from fakescope.fetch import url_bytes
 from fakescope.images import ImageSource, load_rgb, open_image, pad_to, to_model_input
 from fakescope.tiles import TileRule, aggregate, cut, restore_scale
 
@@ -452,6 +453,7 @@ class Detector:
 
     def _prepare(self, image: ImageSource) -> tuple[Detector, np.ndarray, Any] | str:
         try:
+            image = url_bytes(image)  # an http(s) URL: downloaded with the CLI's limits
             img = open_image(image)
             member = self.member_for(img.size)
             rgb = None if member.rule == "resize" else load_rgb(img)
@@ -639,7 +641,7 @@ class Detector:
         the PyTorch backend and the `explain` extra."""
         from fakescope.explain import explain_image
 
-        img = open_image(image)
+        img = open_image(url_bytes(image))
         member = self.member_for(img.size)
         if member.fusion:  # the heatmap is the tile view's (CLIP sees the image as a whole)
             member = member.fusion["tiles"]

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from fakescope.data import ClassNames, list_labelled
+from fakescope.data import FAKE, REAL, ClassNames, list_labelled
 from fakescope.detector import Detector
+from fakescope.errors import FakescopeError
 from fakescope.fileio import ensure_writable_dir, write_json, write_text
 from fakescope.metrics import compute_metrics
 from fakescope.plots import evaluation_plots
@@ -43,6 +44,20 @@ def score_labelled(
         bar.update(1)
     bar.close()
     return order[: len(rows)], rows
+
+
+def _every_class_decoded(files, order: list[int], rows: list[dict[str, Any]]) -> None:
+    """A class none of whose files decode is an error, as in training (`load_images`): its
+    metrics (precision 0, no detection rate) would describe nothing but the broken files."""
+    for label, name in ((REAL, "real"), (FAKE, "fake")):
+        mine = [
+            (order[k], r["error"]) for k, r in enumerate(rows) if files.labels[order[k]] == label
+        ]
+        if mine and all(err for _, err in mine):
+            eg = ", ".join(f"{files.name(i)}: {err}" for i, err in mine[:2])
+            raise FakescopeError(
+                f"none of the {len(mine)} {name} files could be decoded (e.g. {eg})"
+            )
 
 
 def evaluate(
@@ -82,6 +97,7 @@ def evaluate(
             log(f"  {name}: {err}")
         if len(failed) > 20:
             log(f"  ... and {len(failed) - 20} more")
+    _every_class_decoded(files, order, rows)
     given, threshold = threshold, det.threshold if threshold is None else threshold
 
     def measure(ks: list[int]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

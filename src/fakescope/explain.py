@@ -16,12 +16,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from fakescope.choices import METHOD_NAMES
-from fakescope.errors import FakescopeError, missing_extra
-from fakescope.models import Classifier, to_input
+from fakescope.errors import FakescopeError, missing_extra, require_extra
+
+# Everything the `explain` extra brings, checked before torch is imported: `det.explain()` and
+# `fakescope explain` on a light install name that one extra, once (not torch, then grad-cam).
+EXPLAIN_NEEDS = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "safetensors": "safetensors",
+    "matplotlib": "matplotlib",
+    "pytorch_grad_cam": "grad-cam",
+}
+require_extra("explain", EXPLAIN_NEEDS)
+
+import torch  # noqa: E402 - after the check above
+
+from fakescope.choices import METHOD_NAMES  # noqa: E402
+from fakescope.models import Classifier, to_input  # noqa: E402
 
 VIEW_SIZE = 256  # small inputs are upscaled for viewing: image nearest-neighbour, heat bilinear
 MIN_MAP = 4
@@ -146,7 +159,7 @@ def deletion_drops(
 class Explanation:
     """One explained verdict over the whole image: `image` (H×W×3 uint8, the image as scored,
     shrunk for viewing when its longer side exceeds `MAX_VIEW`), `heatmap` (H×W in [0, 1], the
-    same size; 0 where the model did not look), the verdict, and the method."""
+    same size), the verdict, the method and `shows`, what the heatmap means in one sentence."""
 
     image: np.ndarray
     heatmap: np.ndarray
@@ -154,6 +167,7 @@ class Explanation:
     label: str
     method: str
     model: str = ""
+    shows: str = ""
 
     @property
     def overlay(self) -> Image.Image:
@@ -209,26 +223,89 @@ def panel(
     return canvas
 
 
-def _shrink(a: np.ndarray, heat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Image and heatmap shrunk together so the longer side is at most MAX_VIEW."""
-    h, w = a.shape[:2]
+def _view_hw(h: int, w: int) -> tuple[int, int]:
+    """(h, w) an explanation is kept at: the image's own, or shrunk to MAX_VIEW on the longer
+    side."""
     if max(h, w) <= MAX_VIEW:
-        return a, heat
+        return h, w
     f = MAX_VIEW / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    small = np.asarray(Image.fromarray(a).resize(size, Image.Resampling.LANCZOS))
-    hm = np.asarray(Image.fromarray(heat.astype(np.float32)).resize(size, Image.BILINEAR))
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
+def _shrink(a: np.ndarray, heat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Image (and heatmap, when given at the image's size) shrunk together so the longer side
+    is at most MAX_VIEW."""
+    h, w = a.shape[:2]
+    vh, vw = _view_hw(h, w)
+    if (vh, vw) == (h, w):
+        return a, heat
+    small = np.asarray(Image.fromarray(a).resize((vw, vh), Image.Resampling.LANCZOS))
+    if heat is None:
+        return small, None
+    hm = np.asarray(Image.fromarray(heat.astype(np.float32)).resize((vw, vh), Image.BILINEAR))
     return small, np.clip(hm, 0, 1)
+
+
+# Tiles scored for the map of one tiled explanation: half-overlapping 96-px tiles; up to about
+# 1600×1200 px they cover every pixel, larger photos get this many spread evenly over the whole
+# image (every region sampled, the map interpolated between them). About 3 s on a 2-core CPU with
+# the ONNX backend for the shipped photo model (BENCHMARKS.md, "Explanations").
+EXPLAIN_TILES = 256
+
+
+def _axis(centres: np.ndarray, n: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """For `n` output pixels whose centres sit at (j + 0.5) / scale in image coordinates: the
+    index of the tile centre at or before each, and the linear weight of the next one
+    (clamped at both ends, so the map is flat beyond the outermost tile centres)."""
+    x = (np.arange(n) + 0.5) / scale
+    if len(centres) == 1:
+        return np.zeros(n, int), np.zeros(n)
+    i = np.clip(np.searchsorted(centres, x, side="right") - 1, 0, len(centres) - 2)
+    t = np.clip((x - centres[i]) / (centres[i + 1] - centres[i]), 0.0, 1.0)
+    return i, t
+
+
+def tile_map(
+    det, big: np.ndarray, pred: int, hw: tuple[int, int], view_hw: tuple[int, int]
+) -> tuple[np.ndarray, int]:
+    """(heatmap of `view_hw`, tiles scored) for a tiled model: a grid of half-overlapping
+    tiles (at most EXPLAIN_TILES) over the whole image, each scored on its own at native scale
+    through the Detector's backend; each tile's probability for the verdict (its prob_fake for
+    `fake`, 1 - prob_fake for `real`) is placed at the tile's centre and interpolated
+    bilinearly over the image. Forward passes only: no gradients, any backend."""
+    from fakescope.calibration import apply_calibration
+    from fakescope.tiles import TileRule, cut
+
+    t = det.input_size
+    tiles, pos = cut(big, TileRule(tile=t, overlap=0.5, budget=EXPLAIN_TILES))
+    p = apply_calibration(det.logits_arrays(tiles), det.calibration)
+    vote = p if pred else 1.0 - p
+    ys, xs = sorted({y for y, _ in pos}), sorted({x for _, x in pos})
+    grid = np.zeros((len(ys), len(xs)))
+    for (y, x), v in zip(pos, vote, strict=True):
+        grid[ys.index(y), xs.index(x)] = v
+    (h, w), (vh, vw) = hw, view_hw
+    iy, ty = _axis(np.asarray(ys) + t / 2, vh, vh / h)
+    ix, tx = _axis(np.asarray(xs) + t / 2, vw, vw / w)
+    if len(xs) == 1:
+        rows = np.repeat(grid[:, :1], vw, axis=1)
+    else:
+        rows = grid[:, ix] * (1 - tx) + grid[:, ix + 1] * tx  # len(ys) × vw
+    heat = rows[iy] if len(ys) == 1 else rows[iy] * (1 - ty)[:, None] + rows[iy + 1] * ty[:, None]
+    return np.clip(heat, 0, 1).astype(np.float32), len(tiles)
 
 
 def explain_image(det, img: Image.Image, method: str = "gradcam") -> Explanation:
     """Explain one opened image with a single-model `Detector` (see `Detector.explain`).
 
-    - `resize` models: Grad-CAM on the model input, mapped back onto the centre square of the
-      original image the input was cut from (the rest of the image was not seen: heat 0).
-    - `tiles` models: Grad-CAM within every tile towards the image's verdict, each tile's map
-      weighted by how strongly that tile itself votes for the verdict (sigmoid of its signed
-      logit), averaged where tiles overlap; regions no tile covered stay 0.
+    - `resize` models: Grad-CAM (`method`) on the model input, mapped back onto the centre
+      square of the original image the input was cut from (the rest of the image was not seen:
+      heat 0).
+    - `tiles` models: the tile map (`tile_map`): every region's own probability for the
+      verdict, from tiles scored at native scale, smooth over the whole photo at any size. The
+      verdict itself is `predict`'s (the model's own tiles). Grad-CAM within 96-px tiles cost
+      about a second per tile on a CPU and gave separate squares with gaps on large photos
+      (all zero at 4000×3000), so tiled models do not use it; `method` is ignored for them.
     """
     from fakescope.images import load_rgb, pad_to
     from fakescope.tiles import cut
@@ -246,23 +323,27 @@ def explain_image(det, img: Image.Image, method: str = "gradcam") -> Explanation
         heat = np.zeros((h, w), np.float32)
         placed = Image.fromarray(cam).resize((side, side), Image.BILINEAR)
         heat[top : top + side, left : left + side] = np.asarray(placed)
+        a, heat = _shrink(a, heat)
+        shows = (
+            f"{method} on the {det.input_size}×{det.input_size} model input (the centre square "
+            "of the image): where the network found evidence for its verdict, scaled to its "
+            "maximum; outside that square the model did not look"
+        )
     else:
         big = pad_to(a, det.input_size)
-        tiles, pos = cut(big, det.tile_rule)
-        z = det.logits_arrays(tiles)
-        logit = det.image_logit(z)
+        logit = det.image_logit(det.logits_arrays(cut(big, det.tile_rule)[0]))
         row = det.row("", logit)
         pred = int(row["prob_fake"] >= det.threshold)
-        cams = cam_batch(det.model, tiles, np.full(len(tiles), pred), det.input_size, method, 16)
-        weight = 1 / (1 + np.exp(-(z if pred else -z)))  # the tile's own vote for the verdict
-        acc = np.zeros(big.shape[:2], np.float32)
-        cnt = np.zeros(big.shape[:2], np.float32)
+        heat, n = tile_map(det, big, pred, (h, w), _view_hw(h, w))
+        a, _ = _shrink(a)
+        method = "tile-scores"
         t = det.input_size
-        for (y0, x0), c, wgt in zip(pos, cams, weight, strict=True):
-            acc[y0 : y0 + t, x0 : x0 + t] += c * wgt
-            cnt[y0 : y0 + t, x0 : x0 + t] += 1
-        heat = (acc / np.maximum(cnt, 1))[:h, :w]
-        heat = heat / max(float(heat.max()), 1e-9)
-    a, heat = _shrink(a, heat)
+        shows = (
+            "tile scores: each region's own probability for the verdict (prob_fake for "
+            f"'fake', 1 - prob_fake for 'real'), from half-overlapping {t}×{t} tiles at the "
+            f"photo's own scale ({n} here, at most {EXPLAIN_TILES}), interpolated smoothly over "
+            "the whole image; 1 = that region alone is sure of the verdict, 0 = it votes "
+            "the other way"
+        )
     label = row["label"] or "real"
-    return Explanation(a, heat, row["prob_fake"], label, method, det.name)
+    return Explanation(a, heat, row["prob_fake"], label, method, det.name, shows)

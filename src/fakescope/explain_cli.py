@@ -16,6 +16,7 @@ numbers per image, averaged per class:
 from __future__ import annotations
 
 import html
+import re
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,7 +30,13 @@ from fakescope.errors import FakescopeError, ImageError
 from fakescope.explain import cam_batch, deletion_drops, overlay, panel
 from fakescope.fetch import Downloads, is_url
 from fakescope.fileio import atomic_path, ensure_writable_dir, write_text
-from fakescope.inputs import Expansion, Missing, expand_paths, nothing_to_score
+from fakescope.inputs import (
+    Expansion,
+    Missing,
+    at_least_one_image,
+    expand_paths,
+    nothing_to_score,
+)
 
 CATEGORIES = {
     "true_positive": "fake called fake",
@@ -130,20 +137,27 @@ def _index_html(title: str, sections: list[tuple[str, list[tuple[str, str]]]]) -
     ]
     for heading, items in sections:
         if heading:
-            parts.append(f"<h2>{html.escape(heading)}</h2>")
+            tag = "h2" if items else "p"  # a heading, or a sentence (what the maps show)
+            parts.append(f"<{tag}>{html.escape(heading)}</{tag}>")
         for src, caption in items:
             img = f"<img src='{html.escape(src)}' alt=''>" if src else ""
             parts.append(f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>")
     return "\n".join(parts) + "\n"
 
 
+def _generic(shows: str) -> str:
+    """An explanation's `shows` without its per-image tile count, to say once per model."""
+    return re.sub(r" \(\d+ here, at most (\d+)\)", r" (at most \1)", shows)
+
+
 def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> int:
     """One panel per image, plus index.html; returns the number of images that failed.
     Raises FakescopeError when the paths give no image at all."""
     items, failed, found, problems = [], 0, 0, []
+    shown: dict[str, str] = {}  # model -> what its heatmaps show
     stats = Expansion()
     with Downloads() as downloads:
-        for i, path in enumerate(expand_paths(paths, stats)):
+        for i, path in enumerate(at_least_one_image(paths, expand_paths(paths, stats), stats)):
             tmp = None
             try:
                 if isinstance(path, Missing):
@@ -165,13 +179,19 @@ def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> in
             stem = Path(urlsplit(path).path if tmp else path).stem[:60]
             name = f"{i:05d}_{stem}.png"
             _save_png(ex.panel(), out / name)
-            items.append((name, f"{path} — {ex.label} ({ex.prob_fake:.3f})"))
+            items.append((name, f"{path} — {ex.label} ({ex.prob_fake:.3f}, {ex.model})"))
             print(f"{ex.prob_fake:.4f}  {ex.label:<5}  {path} -> {out / name}")
+            shown.setdefault(ex.model, _generic(ex.shows))
     if found == 0:
         raise nothing_to_score(paths, stats, problems)
     for note in stats.notes():
         print(note, file=sys.stderr)
-    write_text(out / "index.html", _index_html(f"fakescope explain ({method})", [("", items)]))
+    # say once per model what its heatmaps show (Grad-CAM for thumbnails, tile scores for photos)
+    what = [f"{model}: {text}" for model, text in shown.items()]
+    for line in what:
+        print(f"heatmaps of {line}", file=sys.stderr)
+    sections = [(line, []) for line in what] + [("", items)]
+    write_text(out / "index.html", _index_html(f"fakescope explain ({method})", sections))
     return failed
 
 

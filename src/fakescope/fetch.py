@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
 from fakescope.errors import ImageError
@@ -81,6 +82,20 @@ def download(
         raise ImageError(f"download timed out after {timeout:g} s") from None
     except (OSError, http.client.HTTPException, ValueError) as e:
         raise ImageError(f"download failed: {e}") from None
+
+
+def url_bytes(image: Any) -> Any:
+    """For the Python API (`Detector.predict*`, `explain`): an http(s) URL string becomes the
+    downloaded bytes, under the CLI's limits (MAX_BYTES, TIMEOUT; the pixel limit follows when
+    the bytes are decoded); anything else is returned unchanged. `ImageError` on failure, so
+    a batch gives that URL an error row. The file lives in a private temporary folder only
+    while it is read."""
+    if not (isinstance(image, str) and is_url(image)):
+        return image
+    with tempfile.TemporaryDirectory(prefix="fakescope-download-") as tmp:
+        dest = Path(tmp) / "image"
+        download(image, dest)
+        return dest.read_bytes()
 
 
 class Downloads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -25,10 +26,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     _no_file_in_the_way(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FakescopeError(
+            f"cannot write {path}: cannot create its folder {path.parent} ({e.strerror or e})"
+        ) from None
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as e:
-        raise FakescopeError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+        raise FakescopeError(f"cannot write {path}: {_why_no_new_file(path.parent, e)}") from None
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp (and some writers) make 0600: use the umask
@@ -38,6 +44,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _why_no_new_file(folder: Path, e: OSError) -> str:
+    """Why no file can be made in an existing `folder`, in words: the errno text alone ("No
+    such file or directory" for /proc) names neither the file nor the real reason."""
+    reasons = {
+        errno.EACCES: "no permission to create files there",
+        errno.EPERM: "no permission to create files there",
+        errno.EROFS: "it is on a read-only file system",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.ENOENT: "it does not accept new files",
+    }
+    why = reasons.get(e.errno or 0)
+    detail = e.strerror or str(e)
+    return (
+        f"cannot create a file in {folder}: {why} ({detail})"
+        if why
+        else (f"cannot create a file in {folder} ({detail})")
+    )
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -18,8 +18,9 @@ import glob
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
@@ -166,6 +167,29 @@ def expand_paths(args: Iterable[str], stats: Expansion | None = None) -> Iterato
                 if remember:
                     seen.add(key)
                 yield item
+
+
+def at_least_one_image(
+    args: list[str],
+    items: Iterable[Any],
+    stats: Expansion | None = None,
+    is_image: Callable[[Any], bool] = lambda item: not isinstance(item, Missing),
+) -> Iterator[Any]:
+    """`items` unchanged, but raising `nothing_to_score` on the first `next` when they hold no
+    image at all (only `Missing` ones, or nothing): every command that takes paths (predict,
+    explain, inspect, scan) then fails the same way before writing anything. Only the leading
+    `Missing` items are held back, so the walk stays lazy."""
+    it = iter(items)
+    head = []
+    for item in it:
+        head.append(item)
+        if is_image(item):
+            break
+    else:
+        problems = [f"{m}: {m.reason}" for m in head if isinstance(m, Missing)]
+        raise nothing_to_score(args, stats or Expansion(), problems)
+    yield from head
+    yield from it
 
 
 def nothing_to_score(args: list[str], stats: Expansion, problems: list[str]) -> FakescopeError:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
+from fakescope.inputs import Expansion, at_least_one_image
 from fakescope.predict import Missing, expand_paths
 from fakescope.provenance import Evidence, combine, read_evidence
 
@@ -16,9 +17,10 @@ def inspect_rows(det, paths: list[str], batch_size: int = 64) -> Iterator[dict[s
     """Combined rows (predict's fields + model, provenance, verdict_source) with the evidence
     as a list of item dicts under `evidence` and the deciding tag under `decided_by`."""
     missing: set[str] = set()
+    stats = Expansion()
 
     def images() -> Iterator[str]:
-        for p in expand_paths(paths):
+        for p in at_least_one_image(paths, expand_paths(paths, stats), stats):
             if isinstance(p, Missing):
                 missing.add(str(p))
             yield p  # through the Detector too, so that rows keep the order of the arguments
@@ -64,18 +66,16 @@ def format_report(r: dict[str, Any]) -> str:
 def write_reports(rows: Iterator[dict[str, Any]], fmt: str, out: IO[str]) -> tuple[int, int]:
     """Stream the reports as text blocks or one JSON list; returns (images, errors)."""
     n = errors = 0
-    if fmt == "json":
-        out.write("[")
-    for r in rows:
+    for r in rows:  # the first row may raise (nothing to inspect): nothing is written before
         if fmt == "json":
-            out.write(("\n  " if n == 0 else ",\n  ") + json.dumps(r, ensure_ascii=False))
+            out.write(("[\n  " if n == 0 else ",\n  ") + json.dumps(r, ensure_ascii=False))
         else:
             out.write(("\n" if n else "") + format_report(r) + "\n")
         out.flush()
         n += 1
         errors += bool(r["error"])
     if fmt == "json":
-        out.write("\n]\n" if n else "]\n")
+        out.write("\n]\n" if n else "[]\n")
     return n, errors
 
 

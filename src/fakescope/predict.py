@@ -9,19 +9,66 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections import deque
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from fakescope.calibration import verdict
 from fakescope.detector import ROW_FIELDS
 from fakescope.errors import ImageError
 from fakescope.fetch import Downloads, is_url
 from fakescope.inputs import Expansion, Missing, expand_paths, nothing_to_score
 
-__all__ = ["FIELDS", "FORMATS", "Expansion", "Missing", "RowWriter", "expand_paths", "run_predict"]
+__all__ = [
+    "FIELDS",
+    "FORMATS",
+    "Expansion",
+    "Missing",
+    "RowWriter",
+    "Tally",
+    "expand_paths",
+    "format_for",
+    "run_predict",
+]
 
 FIELDS = ROW_FIELDS
 FORMATS = ("table", "csv", "json", "jsonl")
+SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def format_for(fmt: str | None, output: str | None) -> str:
+    """The output format: `--format` when given; else from `--output`'s extension (`.csv`,
+    `.json`, `.jsonl` / `.ndjson`), as `scan` names its format; else the table."""
+    if fmt:
+        return fmt
+    return SUFFIX_FORMATS.get(Path(output).suffix.lower(), "table") if output else "table"
+
+
+@dataclass
+class Tally:
+    """What a predict run scored: the summary line's numbers."""
+
+    scored: int = 0
+    errors: int = 0
+    labels: Counter = field(default_factory=Counter)  # label -> rows
+    models: Counter = field(default_factory=Counter)  # model name -> rows scored
+
+    def line(self) -> str:
+        parts = [f"{self.labels['fake']} fake"]
+        if self.labels["uncertain"]:
+            parts.append(f"{self.labels['uncertain']} uncertain")
+        parts.append(f"{self.labels['real']} real")
+        return f"{self.scored} scored ({', '.join(parts)}), {self.errors} not scored"
+
+
+def relabel(row: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """A row's verdict at a user's threshold (`predict --threshold`): a hard `fake`/`real` from
+    the pixel score (the model's `uncertain` band belongs to its own threshold, so it is not
+    applied), except where the file's metadata decided the verdict."""
+    if row["error"] or row.get("verdict_source") == "metadata":
+        return row
+    return {**row, "label": verdict(row["prob_fake"], threshold, None)}
 
 
 class RowWriter:
@@ -94,9 +141,11 @@ def run_predict(
     batch_size: int = 256,
     progress: bool = True,
     stats: Expansion | None = None,
-) -> tuple[int, int, int]:
-    """Score everything; returns (scored, fake, errors). `stats` collects what the walk skipped.
-    Raises FakescopeError (before writing anything) when no image was found at all."""
+    threshold: float | None = None,
+) -> Tally:
+    """Score everything; returns the tally. `stats` collects what the walk skipped; `threshold`
+    (when given) replaces each model's own for the rows' labels. Raises FakescopeError (before
+    writing anything) when no image was found at all."""
     from tqdm import tqdm
 
     stats = stats if stats is not None else Expansion()
@@ -107,7 +156,7 @@ def run_predict(
     queue: deque[tuple[dict[str, Any] | None, str | None, Path | None]] = deque()
     problems: list[str] = []
     found = 0
-    counts = {"scored": 0, "fake": 0, "errors": 0}
+    tally = Tally()
 
     def failed(path: str, error: str) -> None:
         queue.append((_error_row(path, error), None, None))
@@ -115,12 +164,15 @@ def run_predict(
             problems.append(f"{path}: {error}")
 
     def emit(row: dict[str, Any]) -> None:
+        if threshold is not None:
+            row = relabel(row, threshold)
         writer.write(row)
         if row["error"]:
-            counts["errors"] += 1
+            tally.errors += 1
         else:
-            counts["scored"] += 1
-            counts["fake"] += row["label"] == "fake"
+            tally.scored += 1
+            tally.labels[row["label"]] += 1
+            tally.models[row.get("model", "")] += 1
 
     with Downloads() as downloads:
 
@@ -159,4 +211,4 @@ def run_predict(
     while queue:
         emit(queue.popleft()[0])
     writer.close()
-    return counts["scored"], counts["fake"], counts["errors"]
+    return tally

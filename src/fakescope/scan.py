@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import itertools
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ from typing import Any
 
 from fakescope.errors import FakescopeError, missing_extra
 from fakescope.fileio import atomic_path
+from fakescope.inputs import Expansion, at_least_one_image
 from fakescope.predict import FIELDS, Missing, expand_paths
 
 ENGINES = ("local", "ray")
@@ -104,7 +106,7 @@ def fsspec_refs(url: str) -> Iterator[Ref | Missing]:
             yield {"path": u, "src": u, "member": ""}
 
 
-def iter_refs(sources: Iterable[str]) -> Iterator[Ref | Missing]:
+def iter_refs(sources: Iterable[str], stats: Expansion | None = None) -> Iterator[Ref | Missing]:
     """References to every image of every source, lazily, in `predict`'s order for local
     paths; a path that matches nothing is a `Missing` (scored as an error row)."""
     for src in sources:
@@ -112,7 +114,7 @@ def iter_refs(sources: Iterable[str]) -> Iterator[Ref | Missing]:
         if "://" in local:
             yield from fsspec_refs(src)
             continue
-        for p in expand_paths([local]):
+        for p in expand_paths([local], stats):
             if isinstance(p, Missing):
                 yield p
             elif is_archive(p):
@@ -501,8 +503,13 @@ def scan(
     summary = Summary(skipped=0)
     t0 = time.perf_counter()
 
+    # sources that give no image at all are an error before any worker starts (as predict)
+    stats = Expansion()
+    listing = at_least_one_image(sources, iter_refs(sources, stats), stats)
+    first = next(listing)
+
     def todo() -> Iterator[Ref]:
-        for ref in iter_refs(sources):
+        for ref in itertools.chain([first], listing):
             path = str(ref) if isinstance(ref, Missing) else ref["path"]
             if path in done:
                 summary.skipped += 1

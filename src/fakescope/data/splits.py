@@ -4,12 +4,14 @@
   early stopping; the test set is a separate source (CIFAKE's own test split).
 - `reference`: what the reference system did: pool everything, 80/20 train/test, then 80/20
   train/validation.
+
+scikit-learn is imported inside the functions that split: importing the data layer (to list an
+archive for `scan`, say) must work on the light install, which has no scikit-learn.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from fakescope.errors import FakescopeError
 
@@ -26,12 +28,16 @@ def stratified_subset(labels: np.ndarray, subset: float, seed: int) -> np.ndarra
         return np.arange(n)
     if count < 2:
         raise FakescopeError(f"--subset {subset} leaves fewer than 2 images")
+    from sklearn.model_selection import train_test_split
+
     keep, _ = train_test_split(np.arange(n), train_size=count, stratify=labels, random_state=seed)
     return np.sort(keep)
 
 
 def split_two(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split into (1 - fraction, fraction) index arrays, both sorted."""
+    from sklearn.model_selection import train_test_split
+
     a, b = train_test_split(
         np.arange(len(labels)), test_size=fraction, stratify=labels, random_state=seed
     )

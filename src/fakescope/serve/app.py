@@ -30,7 +30,15 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from fakescope.detector import CONFIG, DEFAULT_MODEL, WEIGHTS_DIR, Detector, available_models
+from fakescope.detector import (
+    CONFIG,
+    DEFAULT_MODEL,
+    WEIGHTS_DIR,
+    Detector,
+    available_models,
+    read_config,
+    resolve_model_dir,
+)
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.images import MAX_PIXELS
 from fakescope.serve.batching import BatchWorker
@@ -97,9 +105,21 @@ def _error(status: int, message: str, **extra: Any) -> Response:
 # ---- model cards -----------------------------------------------------------------------------
 
 
-def model_card(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    """What a client needs to know about a model: name, input rule, threshold, metrics (and the
-    routes of a routing model)."""
+def _member_config(model: str) -> dict[str, Any] | None:
+    """A routed model's config (shipped name or folder), or None when it cannot be read."""
+    try:
+        return read_config(resolve_model_dir(model)[0])
+    except FakescopeError:
+        return None
+
+
+def model_card(
+    name: str, config: dict[str, Any], members: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What a client needs to know about a model: name, input rule, threshold, metrics. A
+    routing model has no threshold of its own (`threshold` null): each `route` entry carries
+    the `threshold` and `uncertain` band of the model it names (from `members`, name ->
+    config, else read from that model's folder)."""
     size = config.get("input_size")
     inp = config.get("input") or ({"rule": "resize", "size": size} if size else None)
     card: dict[str, Any] = {
@@ -111,7 +131,14 @@ def model_card(name: str, config: dict[str, Any]) -> dict[str, Any]:
         "threshold": config.get("threshold", 0.5),
     }
     if "route" in config:
-        card["route"] = config["route"]
+        card["threshold"] = None  # each image gets the threshold of the model that scores it
+        route = []
+        for r in config["route"]:
+            cfg = (members or {}).get(r["model"]) or _member_config(r["model"]) or {}
+            route.append(
+                {**r, "threshold": cfg.get("threshold", 0.5), "uncertain": cfg.get("uncertain")}
+            )
+        card["route"] = route
         card["input_rule"] = "routes by image size: " + "; ".join(
             (f"max side <= {r['max_side']} px -> " if r.get("max_side") else "else -> ")
             + r["model"]
@@ -122,6 +149,27 @@ def model_card(name: str, config: dict[str, Any]) -> dict[str, Any]:
             card[key] = config[key]
     card["metrics"] = config.get("metrics", {})
     return card
+
+
+def members_of(det: Detector) -> dict[str, Detector]:
+    """Every single model a Detector can hand an image to, by the name its rows carry."""
+    if not det.routes:
+        return {det.name: det}
+    out: dict[str, Detector] = {}
+    for _, member in det.routes:
+        out.update(members_of(member))
+    return out
+
+
+def with_threshold(row: dict[str, Any], members: dict[str, Detector]) -> dict[str, Any]:
+    """The row plus the `threshold` and `uncertain` band of the model that scored it (null for
+    an image that was not scored), so a client draws each verdict against its own model."""
+    m = members.get(row.get("model") or "")
+    return {
+        **row,
+        "threshold": m.threshold if m else None,
+        "uncertain": list(m.uncertain) if m and m.uncertain else None,
+    }
 
 
 def _describe(inp: dict[str, Any] | None) -> str | None:
@@ -200,6 +248,7 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
         worker.start()
         app.state.det, app.state.worker, app.state.explainer = det, worker, explainer
         app.state.cards = shipped_cards(det.name)
+        app.state.members = members_of(det)
         log.info("model %s loaded on %s", det.name, det.device)
         try:
             yield
@@ -254,7 +303,9 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
     @app.get(f"{API}/model", summary="The loaded model's card")
     async def model(request: Request) -> Response:
         det = request.app.state.det
-        return json_response({**model_card(det.name, det.config), "device": str(det.device)})
+        configs = {name: m.config for name, m in members_of(det).items()}
+        card = model_card(det.name, det.config, configs)
+        return json_response({**card, "device": str(det.device)})
 
     @app.post(
         f"{API}/predict",
@@ -263,7 +314,8 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
             f"Multipart field `{FIELD}`, one or more files (at most {settings.max_files}, "
             f"{settings.max_body_mb:g} MB in all). Returns a JSON list of rows in upload order: "
             "the Detector's row (`path`, `prob_fake`, `label`, `error`, and any further fields "
-            "such as `model`) plus `filename`. A file that is not a readable image gets a row "
+            "such as `model`) plus `threshold` and `uncertain` (of the model that scored the "
+            "image) and `filename`. A file that is not a readable image gets a row "
             "with `error` set and `prob_fake` null; the request still succeeds."
         ),
         openapi_extra=_upload_doc(multiple=True),
@@ -272,8 +324,12 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
     async def predict(request: Request) -> Response:
         uploads = await read_files(request, settings.max_files)
         rows = await request.app.state.worker.score(uploads)
+        members = request.app.state.members
         return json_response(
-            [{**row, "filename": up.filename} for row, up in zip(rows, uploads, strict=True)]
+            [
+                {**with_threshold(row, members), "filename": up.filename}
+                for row, up in zip(rows, uploads, strict=True)
+            ]
         )
 
     @app.post(
@@ -282,8 +338,8 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
         description=(
             f"Multipart field `{FIELD}`, one file. Returns the heatmap blended over the image as "
             "`image/png`, or with `?format=json` an object with `png_base64`, `width`, `height` "
-            "(of the PNG), `heatmap_width`, `heatmap_height` and the image's row fields. An "
-            "unreadable image is a 422."
+            "(of the PNG), `heatmap_width`, `heatmap_height`, `method`, `shows` (what the "
+            "heatmap means) and the image's row fields. An unreadable image is a 422."
         ),
         openapi_extra=_upload_doc(multiple=False),
         responses={
@@ -320,7 +376,8 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
                 "heatmap_width": int(w),
                 "heatmap_height": int(h),
                 "method": ex.method,
-                **row,
+                "shows": ex.shows,
+                **with_threshold(row, st.members),
                 "filename": upload.filename,
             }
         )

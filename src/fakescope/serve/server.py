@@ -15,7 +15,9 @@ from fakescope.errors import FakescopeError, missing_extra
 GRACE_S = 10
 
 
-def _require():
+def require_serve():
+    """uvicorn, after checking every package of the `serve` extra: a missing one is one error
+    line naming the extra (FakescopeError), never an ImportError traceback."""
     for module, package in (
         ("fastapi", "fastapi"),
         ("uvicorn", "uvicorn"),
@@ -56,7 +58,7 @@ def run_server(
     quiet: bool = False,
 ) -> int:
     """Serve until stopped; returns the exit status (130 after Ctrl-C)."""
-    uvicorn = _require()
+    uvicorn = require_serve()
     from fakescope.detector import Detector
     from fakescope.serve.app import ENV, configure_logging, create_app, settings_env
 

@@ -10,16 +10,31 @@
   const results = document.getElementById("results");
   const status = document.getElementById("status");
   const template = document.getElementById("card");
-  let threshold = 0.5;
   let counter = 0;
 
   // ---- model line ---------------------------------------------------------------------------
+  // Thresholds are per image: each row carries the threshold of the model that scored it (a
+  // routing model such as `auto` sends small and large images to different models).
   fetch(API + "/model")
     .then((r) => (r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status))))
     .then((m) => {
-      threshold = typeof m.threshold === "number" ? m.threshold : 0.5;
       const acc = m.metrics && m.metrics.test && m.metrics.test.accuracy;
       let text = "Model: " + m.name;
+      if (Array.isArray(m.route)) {
+        text +=
+          " (routes by image size: " +
+          m.route
+            .map(
+              (r) =>
+                (typeof r.max_side === "number" ? "up to " + r.max_side + " px" : "larger") +
+                " → " + r.model +
+                (typeof r.threshold === "number" ? ", threshold " + r.threshold.toFixed(2) : "")
+            )
+            .join("; ") +
+          ")";
+      } else if (typeof m.threshold === "number") {
+        text += " (threshold " + m.threshold.toFixed(2) + ")";
+      }
       if (typeof acc === "number") text += " (test accuracy " + (100 * acc).toFixed(1) + "%)";
       document.getElementById("model").textContent = text;
     })
@@ -93,8 +108,8 @@
     original.src = URL.createObjectURL(file);
     // formats the browser cannot show (TIFF, ...) are still scored by the server
     original.addEventListener("error", () => original.closest("figure").classList.add("no-preview"));
-    li.querySelector(".heatmap").alt = "Heatmap for " + name + ": red marks where the model looked";
-    results.prepend(li);
+    li.querySelector(".heatmap").alt = "Heatmap for " + name + ": red marks evidence for the verdict";
+    results.append(li); // in the order the files were dropped or chosen
     return li;
   }
 
@@ -152,11 +167,27 @@
     const bar = li.querySelector(".bar");
     if (p !== null) {
       li.querySelector(".fill").style.width = (100 * p).toFixed(1) + "%";
-      li.querySelector(".mark").style.left = (100 * threshold).toFixed(1) + "%";
       bar.setAttribute("aria-valuenow", p.toFixed(4));
       bar.setAttribute("aria-valuetext", (100 * p).toFixed(1) + "% likely AI-generated");
-      li.querySelector(".prob").textContent =
-        "prob_fake " + p.toFixed(3) + " (threshold " + threshold.toFixed(2) + ")";
+      let text = "prob_fake " + p.toFixed(3);
+      const t = typeof row.threshold === "number" ? row.threshold : null;
+      const mark = li.querySelector(".mark");
+      if (t !== null) {
+        mark.style.left = (100 * t).toFixed(1) + "%";
+        text += " (threshold " + t.toFixed(2);
+        const u = Array.isArray(row.uncertain) ? row.uncertain : null;
+        if (u && u.length === 2) {
+          const band = li.querySelector(".band");
+          band.style.left = (100 * u[0]).toFixed(1) + "%";
+          band.style.width = (100 * (u[1] - u[0])).toFixed(1) + "%";
+          band.hidden = false;
+          text += ", uncertain " + u[0].toFixed(2) + "–" + u[1].toFixed(2);
+        }
+        text += ")";
+      } else {
+        mark.hidden = true;
+      }
+      li.querySelector(".prob").textContent = text;
     }
     const meta = li.querySelector(".meta");
     if (row.model) addMeta(meta, "Model", row.model);
@@ -196,7 +227,7 @@
       img.src = URL.createObjectURL(await r.blob());
       await img.decode().catch(() => {});
       img.classList.add("ready");
-      caption.textContent = "Heatmap: where the model looked";
+      caption.textContent = "Heatmap: red marks evidence for the verdict";
     } catch (e) {
       caption.textContent = "No heatmap: " + e.message;
     }
