@@ -133,3 +133,27 @@ def test_graphics_are_out_of_scope_and_photos_are_not(fusion_dir):
     row = det.predict(Image.open(io.BytesIO(buf.getvalue())))
     assert row["label"] == "uncertain" and row["note"].startswith("out of scope"), (kind, row)
     assert det.predict(noisy)["note"] == ""
+
+
+def test_export_of_a_fusion_folder_names_its_tile_model(fusion_dir):
+    from fakescope.export import export_onnx
+
+    with pytest.raises(FakescopeError, match="export its tile model"):
+        export_onnx(str(fusion_dir), out=fusion_dir / "x.onnx")
+
+
+def test_calibrating_a_fusion_folder_writes_a_working_copy(fusion_dir, tmp_path):
+    need_clip()
+    from fakescope.calibrate import run_calibrate
+
+    rng = np.random.default_rng(5)
+    for cls in ("real", "fake"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(12):
+            a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            Image.fromarray(a).save(tmp_path / "data" / cls / f"{i}.png")
+    out = tmp_path / "cal"
+    run_calibrate(str(fusion_dir), [str(tmp_path / "data")], out, device="cpu", progress=False)
+    det = Detector.load(str(out), device="cpu", metadata=False)
+    assert det.fusion is not None and (out / HEAD_FILE).is_file()
+    assert det.predict(np.zeros((80, 80, 3), np.uint8))["model"] == str(out)

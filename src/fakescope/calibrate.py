@@ -196,6 +196,18 @@ def _write_model(src: Path, out: Path, config: dict[str, Any]) -> None:
     its weights); the copy is checked against the config's SHA-256."""
     from fakescope.detector import sha256_file
 
+    if "fusion" in config:  # no network: its head, and the tile model it names by path
+        from fakescope.fusion import HEAD_FILE
+
+        with atomic_path(out / HEAD_FILE) as tmp:
+            shutil.copyfile(src / HEAD_FILE, tmp)
+        tiles = config["fusion"]["tiles"]
+        for base in (src, src.parent):  # as the loader resolves it, fixed for the copy
+            if "/" not in tiles and (base / tiles / CONFIG).is_file():
+                config = {**config, "fusion": {**config["fusion"], "tiles": str(base / tiles)}}
+                break
+        write_json(out / CONFIG, config)
+        return
     with atomic_path(out / WEIGHTS) as tmp:
         shutil.copyfile(src / WEIGHTS, tmp)
     expected = config.get("weights_sha256")

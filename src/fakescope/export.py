@@ -145,6 +145,13 @@ def export_onnx(
             f"{folder} is a routing model with no network of its own; export each of its "
             f"models instead ({members}): fakescope export --format onnx --model NAME"
         )
+    if "fusion" in config:
+        tiles = config["fusion"].get("tiles")
+        raise FakescopeError(
+            f"{folder} is a fusion model with no network of its own (its CLIP encoder is "
+            f"ONNX already); export its tile model instead: fakescope export --format onnx "
+            f"--model {tiles}"
+        )
     file, key = VARIANTS["onnx-int8" if int8 else "onnx"]
     out = Path(out) if out is not None else folder / file
     into_folder = out.resolve() == (folder / file).resolve()
