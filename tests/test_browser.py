@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from fakescope.detector import Detector
 from tests.conftest import CIFAKE_TEST
 from tests.hostile import invalid_files, valid_files
 from tests.serve_util import running_server
@@ -107,7 +108,7 @@ def test_page_end_to_end(tmp_path):
             sync_api.expect(card2.locator("img.heatmap.ready")).to_be_visible()
 
             # 3. several files at once: cards in the order chosen, each with the threshold of
-            # the model that scored it (auto: a photo goes to photo-effnet-lite2, 0.80)
+            # the model that scored it (auto: a photo goes to its photo model, 0.75)
             big = Image.radial_gradient("L").convert("RGB").resize((320, 240))
             buf = io.BytesIO()
             big.save(buf, "PNG")
@@ -121,9 +122,14 @@ def test_page_end_to_end(tmp_path):
             assert names[0] == good[0][0] and names[1] == good[1][0], names  # drop order
             photo = page.locator(".card", has_text="zz-photo.png")
             sync_api.expect(photo).to_have_attribute("data-state", "done")
-            sync_api.expect(photo).to_contain_text("photo-effnet-lite2")
-            sync_api.expect(photo.locator(".prob")).to_contain_text("(threshold 0.80, uncertain")
-            assert photo.locator(".mark").evaluate("e => e.style.left") == "80%"  # 0.7999
+            member = Detector.load(device="cpu").routes[-1][1]  # auto's photo model
+            t = member.threshold
+            sync_api.expect(photo).to_contain_text(member.name)
+            sync_api.expect(photo.locator(".prob")).to_contain_text(
+                f"(threshold {t:.2f}, uncertain"
+            )
+            left = f"{float(f'{100 * t:.1f}'):g}%"  # as the page writes it, as CSS reads it back
+            assert photo.locator(".mark").evaluate("e => e.style.left") == left
             thumb = page.locator(".card", has_text=good[0][0]).first
             sync_api.expect(thumb.locator(".prob")).to_contain_text("(threshold 0.50)")
 

@@ -9,7 +9,9 @@ import json
 
 import pytest
 
+from fakescope.calibration import verdict
 from fakescope.cli import main
+from fakescope.detector import Detector
 from fakescope.errors import FakescopeError
 from fakescope.fileio import write_text
 from tests.conftest import ROOT
@@ -60,8 +62,14 @@ def test_predict_threshold_sets_the_labels_and_is_shown(capsys):
     """Issue 18.11: the default is each model's calibrated threshold (named in the summary);
     --threshold T labels fake exactly the rows with prob_fake >= T, hard verdicts."""
     rows, err = _scores(capsys)
-    assert "thresholds cifake-resnet10s 0.5; photo-effnet-lite2 0.7999 (each model's own)" in err
-    assert [r["label"] for r in rows] == ["fake", "real", "real"]
+    members = {d.name: d for _, d in Detector.load(metadata=False).routes}
+    photo = list(members.values())[-1]  # photo-fusion, or its tile model without the encoder
+    shown = f"thresholds cifake-resnet10s 0.5; {photo.name} {photo.threshold:.4g}"
+    assert shown + " (each model's own)" in err
+    assert [r["label"] for r in rows] == [
+        verdict(r["prob_fake"], members[r["model"]].threshold, members[r["model"]].uncertain)
+        for r in rows
+    ]
     probs = sorted(r["prob_fake"] for r in rows)
     t = (probs[0] + probs[1]) / 2  # between the lowest score and the next: 2 fakes
     rows_t, err_t = _scores(capsys, "--threshold", f"{t:.6f}")
