@@ -48,8 +48,9 @@ from fakescope.backends.onnx_runner import (
 )
 from fakescope.calibration import apply_calibration
 from fakescope.data import list_labelled
-from fakescope.detector import Detector, pick_backend, resolve_model_dir
+from fakescope.detector import Detector, pick_backend
 from fakescope.metrics import compute_metrics
+from fakescope.model_dir import resolve_model_dir
 
 
 def cpu_name() -> str:

@@ -29,8 +29,9 @@ from sklearn.metrics import roc_auc_score
 from fakescope.config import resolve_config
 from fakescope.data import load_images
 from fakescope.data.splits import split_two
-from fakescope.detector import Detector, model_config, save_model
+from fakescope.detector import Detector
 from fakescope.export import export_onnx
+from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model, load_backbone_file, pretrained_backbone_file
 from fakescope.training import fit
 

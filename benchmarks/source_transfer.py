@@ -89,7 +89,7 @@ def _caught(scores_real_train: np.ndarray, z: np.ndarray, y: np.ndarray) -> tupl
 
 
 def trained_sources(model: str) -> set[str]:
-    from fakescope.detector import read_config, resolve_model_dir
+    from fakescope.model_dir import read_config, resolve_model_dir
 
     path, _ = resolve_model_dir(model)
     cfg = read_config(path)

@@ -24,8 +24,9 @@ from common import hardware
 
 from fakescope.config import resolve_config
 from fakescope.data import load_images, make_splits
-from fakescope.detector import Detector, model_config
+from fakescope.detector import Detector
 from fakescope.metrics import compute_metrics
+from fakescope.model_dir import model_config
 from fakescope.models import resolve_device
 from fakescope.training import fit
 

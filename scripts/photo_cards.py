@@ -10,8 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from fakescope.detector import WEIGHTS_DIR
 from fakescope.fileio import write_text
+from fakescope.model_dir import WEIGHTS_DIR
 
 SOURCES_TEXT = {
     "aivsreal256": "people photos, real vs AI-generated or AI-edited (256 px, resized)",

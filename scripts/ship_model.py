@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fakescope.detector import CONFIG, WEIGHTS_DIR, Detector, save_model
+from fakescope.detector import Detector
 from fakescope.evaluate import evaluate
 from fakescope.fileio import write_json, write_text
 from fakescope.metrics import compute_metrics
+from fakescope.model_dir import CONFIG, WEIGHTS_DIR, save_model
 
 
 def leaked_test_files(train: Path, test: Path) -> set[str]:

@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 from fakescope.calibrate import run_calibrate
-from fakescope.detector import CONFIG, WEIGHTS_DIR, Detector, save_model
+from fakescope.detector import Detector
 from fakescope.evaluate import evaluate
 from fakescope.export import export_onnx
 from fakescope.fileio import write_json, write_text
+from fakescope.model_dir import CONFIG, WEIGHTS_DIR, save_model
 from fakescope.robustness import run_robustness
 
 KEYS = (

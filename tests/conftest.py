@@ -118,7 +118,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A randomly initialised tiny thumbnail model saved as a run folder (no training needed)."""
     import torch
 
-    from fakescope.detector import model_config, save_model
+    from fakescope.model_dir import model_config, save_model
     from fakescope.models import build_model
 
     torch.manual_seed(0)

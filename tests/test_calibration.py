@@ -143,7 +143,8 @@ def test_metrics_with_uncertain_verdicts():
 
 
 def test_calibrate_writes_a_calibrated_model_copy(tmp_path, capsys):
-    from fakescope.detector import Detector, sha256_file
+    from fakescope.detector import Detector
+    from fakescope.model_dir import sha256_file
 
     data = make_image_tree(tmp_path / "data", {"real": 30, "fake": 30}, size=40)
     out = tmp_path / "calibrated"

@@ -12,9 +12,10 @@ pytest.importorskip("pytorch_grad_cam")
 
 from fakescope.cli import main  # noqa: E402
 from fakescope.config import TrainConfig  # noqa: E402
-from fakescope.detector import Detector, model_config  # noqa: E402
+from fakescope.detector import Detector  # noqa: E402
 from fakescope.errors import FakescopeError  # noqa: E402
 from fakescope.explain import cam_batch, target_layer  # noqa: E402
+from fakescope.model_dir import model_config
 from fakescope.models import build_model  # noqa: E402
 from fakescope.training import fit  # noqa: E402
 

@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 from fakescope import clip
-from fakescope.detector import Detector, model_config, save_model, sha256_file
+from fakescope.detector import Detector
 from fakescope.errors import FakescopeError
 from fakescope.fileio import write_json
 from fakescope.fusion import HEAD_FILE, read_safetensors, write_safetensors
+from fakescope.model_dir import model_config, save_model, sha256_file
 from fakescope.models import build_model
 from fakescope.scope import measure
 from tests.conftest import need_clip

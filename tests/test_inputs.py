@@ -18,8 +18,8 @@ from PIL import Image
 
 from fakescope import fetch
 from fakescope.cli import main
-from fakescope.detector import model_config, save_model
 from fakescope.inputs import Expansion, expand_paths, looks_like_image
+from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model
 from tests.hostile import bomb_png
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from fakescope.cli import main
-from fakescope.detector import Detector, model_config, save_model
+from fakescope.detector import Detector
+from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model
 from tests import provenance_files as pf
 from tests.hostile import make_corpus, valid_files

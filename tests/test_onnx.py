@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from fakescope import detector as detector_mod
+from fakescope import model_dir as detector_mod
 from fakescope.calibration import apply_calibration
 from fakescope.cli import main
-from fakescope.detector import Detector, model_config, save_model
+from fakescope.detector import Detector
 from fakescope.errors import FakescopeError
 from fakescope.export import export_onnx
+from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model
 from tests.conftest import CIFAKE_TEST, SHARED, make_image_tree
 

@@ -11,8 +11,8 @@ import torch
 
 from fakescope.cli import main
 from fakescope.data import load_images
-from fakescope.detector import model_config, save_model
 from fakescope.fileio import write_bytes
+from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model
 from tests.conftest import make_image_tree
 from tests.hostile import make_corpus

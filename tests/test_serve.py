@@ -23,7 +23,8 @@ with warnings.catch_warnings():  # starlette's note about httpx2, once per sessi
     from fastapi.testclient import TestClient  # noqa: E402
 
 from fakescope.cli import main  # noqa: E402
-from fakescope.detector import DEFAULT_MODEL, Detector  # noqa: E402
+from fakescope.detector import Detector  # noqa: E402
+from fakescope.model_dir import DEFAULT_MODEL
 from fakescope.serve.app import STATIC, ServeSettings, create_app  # noqa: E402
 from tests.hostile import bomb_png, invalid_files, rgb, valid_files  # noqa: E402
 from tests.serve_util import running_server  # noqa: E402

@@ -7,12 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from fakescope import detector as detector_mod
+from fakescope import model_dir as detector_mod
 from fakescope.cli import main
 from fakescope.data import load_images
-from fakescope.detector import DEFAULT_MODEL, Detector, available_models
+from fakescope.detector import Detector
 from fakescope.errors import FakescopeError
 from fakescope.metrics import compute_metrics
+from fakescope.model_dir import DEFAULT_MODEL, available_models
 from tests.conftest import CIFAKE_TEST, CLIP_ENCODER, SHARED, need_shared
 
 CIFAKE, TILES, FUSION = "cifake-resnet10s", "photo-effnet-lite2", "photo-fusion"

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from fakescope.augment import AugmentConfig, augment_image, jpeg
-from fakescope.detector import Detector, model_config, save_model
+from fakescope.detector import Detector
 from fakescope.images import native_crop, pad_to
+from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model
 from fakescope.tiles import TileRule, aggregate, cut, grid
 

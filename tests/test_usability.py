@@ -12,9 +12,9 @@ import torch
 from fakescope.cli import build_parser, main
 from fakescope.config import PRESETS
 from fakescope.data import load_images
-from fakescope.detector import model_config, save_model
 from fakescope.errors import FakescopeError
 from fakescope.fileio import ensure_writable_dir, write_text
+from fakescope.model_dir import model_config, save_model
 from fakescope.models import ARCHS, build_model
 from tests.conftest import ROOT, make_image_tree
 

@@ -37,12 +37,12 @@ from fakescope.calibration import (
     verdict,
 )
 from fakescope.data import ClassNames, list_labelled
-from fakescope.detector import Detector, resolve_model_dir
+from fakescope.detector import Detector
 from fakescope.errors import FakescopeError
 from fakescope.fileio import atomic_path, ensure_writable_dir, write_json, write_text
 from fakescope.metrics import compute_metrics
+from fakescope.model_dir import CONFIG, WEIGHTS, resolve_model_dir, sha256_file
 
-CONFIG, WEIGHTS = "config.json", "model.safetensors"
 MIN_PER_CLASS = 10
 SUMMARY_KEYS = (
     "accuracy",
@@ -194,8 +194,6 @@ def run_calibrate(
 def _write_model(src: Path, out: Path, config: dict[str, Any]) -> None:
     """Weights copied byte for byte first, config last (a reader never sees a config without
     its weights); the copy is checked against the config's SHA-256."""
-    from fakescope.detector import sha256_file
-
     if "fusion" in config:  # no network: its head, and the tile model it names by path
         from fakescope.fusion import HEAD_FILE
 

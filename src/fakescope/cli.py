@@ -258,7 +258,7 @@ def _threshold_note(det, tally, threshold: float | None) -> str:
 
 
 def cmd_models(args) -> int:
-    from fakescope.detector import DEFAULT_MODEL, available_models, model_summary
+    from fakescope.model_dir import DEFAULT_MODEL, available_models, model_summary
 
     for name in available_models():
         info = model_summary(name)
@@ -515,10 +515,10 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fakescope import __version__
+    from fakescope._version import __version__
     from fakescope.choices import ARCH_NAMES, BATCH_SIZES, LR_RANGE, METHOD_NAMES, OPTIMIZERS
     from fakescope.config import COMPILE_MODES, PRESETS
-    from fakescope.detector import available_models
+    from fakescope.model_dir import available_models
     from fakescope.predict import FORMATS
 
     p = _Parser(

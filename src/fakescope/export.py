@@ -29,14 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from fakescope.detector import (
-    CONFIG,
-    WEIGHTS,
-    read_config,
-    resolve_model_dir,
-    sha256_file,
-)
 from fakescope.errors import FakescopeError, missing_extra
+from fakescope.model_dir import CONFIG, WEIGHTS, read_config, resolve_model_dir, sha256_file
 
 OPSET = 18  # the dynamo exporter's native opset; onnxruntime >= 1.14 runs it
 EXPORTERS = ("dynamo", "torchscript")

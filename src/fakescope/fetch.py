@@ -50,7 +50,7 @@ def download(
 ) -> None:
     """Write the body at `url` to `dest` (at most `max_bytes`, within `timeout` seconds in all;
     defaults MAX_BYTES, TIMEOUT); `ImageError` (one line) for anything that goes wrong."""
-    from fakescope import __version__
+    from fakescope._version import __version__
 
     max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     timeout = TIMEOUT if timeout is None else timeout

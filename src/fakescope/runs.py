@@ -32,11 +32,12 @@ from fakescope.data import (
     make_splits,
 )
 from fakescope.data.splits import split_two
-from fakescope.detector import Detector, model_config, save_model
+from fakescope.detector import Detector
 from fakescope.distributed import Dist, broadcast_object, env_rank, local_main_first, process_group
 from fakescope.errors import FakescopeError
 from fakescope.fileio import ensure_writable_dir, write_bytes, write_json, write_text
 from fakescope.metrics import compute_metrics
+from fakescope.model_dir import model_config, save_model
 from fakescope.models import resolve_device
 from fakescope.training import fit
 

@@ -469,7 +469,7 @@ class Summary:
 
 def check_model(model: str | None) -> None:
     """Fail on a bad --model in the driver, before any worker starts (imports no torch)."""
-    from fakescope.detector import read_config, resolve_model_dir
+    from fakescope.model_dir import read_config, resolve_model_dir
 
     read_config(resolve_model_dir(model)[0])
 

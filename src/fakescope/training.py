@@ -477,7 +477,7 @@ def fit(
         model.net.load_backbone(load_backbone_file(path))
         log(f"backbone weights: {path}")
     if cfg.init and not resume:
-        from fakescope.detector import read_config, resolve_model_dir
+        from fakescope.model_dir import read_config, resolve_model_dir
         from fakescope.models import load_classifier
 
         path, _ = resolve_model_dir(cfg.init)

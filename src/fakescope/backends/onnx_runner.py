@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fakescope.errors import FakescopeError
+from fakescope.model_dir import CONFIG, WEIGHTS, sha256_file
 
 MAX_THREADS = 8
 
@@ -93,8 +94,6 @@ def load_onnx(folder: Path, config: dict, device: str, backend: str = "onnx") ->
     """The runner for one of a folder's ONNX graphs, checked against its `config.json`: the
     file's SHA-256, and the weights it was made from (a retrained model's old graph is
     refused)."""
-    from fakescope.detector import CONFIG, WEIGHTS, sha256_file
-
     if device not in ("auto", "cpu"):
         raise FakescopeError(
             f"the ONNX backend runs on the CPU; for --device {device} use --backend torch"

@@ -30,17 +30,17 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from fakescope.detector import (
+from fakescope.detector import Detector
+from fakescope.errors import FakescopeError, ImageError
+from fakescope.images import MAX_PIXELS
+from fakescope.model_dir import (
     CONFIG,
     DEFAULT_MODEL,
     WEIGHTS_DIR,
-    Detector,
     available_models,
     read_config,
     resolve_model_dir,
 )
-from fakescope.errors import FakescopeError, ImageError
-from fakescope.images import MAX_PIXELS
 from fakescope.serve.batching import BatchWorker
 from fakescope.serve.uploads import FIELD, ApiError, BodyLimit, read_files
 
@@ -395,7 +395,7 @@ def _png(image) -> tuple[bytes, tuple[int, int]]:
 
 
 def _version() -> str:
-    from fakescope import __version__
+    from fakescope._version import __version__
 
     return __version__
 

@@ -1,0 +1,178 @@
+"""Model folders: what a model is on disk, below both the `Detector` and the backends.
+
+A model is a folder with `config.json` (`CONFIG`) + weights (`WEIGHTS`, safetensors) and maybe
+exported ONNX graphs (`fakescope.backends.onnx_runner.VARIANTS`): a run folder, or a shipped
+model under `fakescope/weights/` (`WEIGHTS_DIR`). This module knows the file names, lists the
+shipped models and their one-line summaries, resolves a name or path to a folder, reads and
+writes the config (`model_config` is the one a training run writes) and checks files by SHA-256.
+
+It imports no torch (`save_model` imports safetensors when called) and nothing that scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from fakescope.errors import FakescopeError
+from fakescope.tiles import TileRule
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "auto"
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+ONNX_FILE = "model.onnx"
+FORMAT = "fakescope-model/1"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def available_models() -> list[str]:
+    """Shipped model names, the default first."""
+    names = sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / CONFIG).is_file())
+    return sorted(names, key=lambda n: n != DEFAULT_MODEL)
+
+
+def model_summary(name: str | os.PathLike) -> dict[str, Any]:
+    """What `fakescope models` and the web API show of a model folder: a one-line description
+    (kind, architecture, input rule, threshold) and its measured headline metrics."""
+    path, _ = resolve_model_dir(name)
+    cfg = read_config(path)
+    if "route" in cfg:
+        parts = [
+            (f"max side <= {r['max_side']} px -> " if r.get("max_side") else "else -> ")
+            + r["model"]
+            for r in cfg["route"]
+        ]
+        return {"description": "routes by image size: " + "; ".join(parts), "metrics": []}
+    if "fusion" in cfg:
+        desc = (
+            f"fusion of {cfg['fusion']['tiles']} (native tiles) and a linear probe on frozen "
+            f"CLIP ViT-B/16 features (needs `fakescope setup clip`), threshold "
+            f"{float(cfg.get('threshold', 0.5)):.4g}"
+        )
+        if cfg.get("uncertain"):
+            lo, hi = cfg["uncertain"]
+            desc += f", uncertain in [{lo:.3g}, {hi:.3g})"
+        return {"description": desc, "metrics": _metric_lines(cfg)}
+    inp = cfg.get("input") or {"rule": "resize", "size": cfg.get("input_size")}
+    if inp["rule"] == "tiles":
+        rule = f"{inp['tile']}-px tiles at native scale (<= {inp['budget']}, {inp['aggregate']})"
+    else:
+        rule = f"whole image resized to {inp['size']}×{inp['size']}"
+    desc = f"{cfg.get('arch')}, {rule}, threshold {float(cfg.get('threshold', 0.5)):.4g}"
+    if cfg.get("uncertain"):
+        lo, hi = cfg["uncertain"]
+        desc += f", uncertain in [{lo:.3g}, {hi:.3g})"
+    return {"description": desc, "metrics": _metric_lines(cfg)}
+
+
+def _metric_lines(cfg: dict[str, Any]) -> list[str]:
+    """Headline lines of a config's measured metrics (those with a ROC-AUC)."""
+    lines = []
+    for key, m in (cfg.get("metrics") or {}).items():
+        if isinstance(m, dict) and m.get("roc_auc") is not None:
+            acc = m.get("accuracy", m.get("accuracy_decided"))
+            line = f"{key}: " + (f"accuracy {acc:.4f}, " if acc is not None else "")
+            line += f"ROC-AUC {m['roc_auc']:.4f}"
+            fpr = m.get("fpr", m.get("false_positive_rate"))
+            if fpr is not None:
+                line += f", false-positive rate {fpr:.4f}"
+            n = m.get("n", (m.get("n_real") or 0) + (m.get("n_fake") or 0))
+            lines.append(line + f" (n={n})")
+    return lines
+
+
+def save_model(run_dir: Path, model, config: dict[str, Any], half: bool = False) -> None:
+    """Write weights (safetensors) then config.json carrying the weights' SHA-256."""
+    from safetensors.torch import save_file
+
+    from fakescope.fileio import atomic_path, write_json
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    with atomic_path(run_dir / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+    config = {**config, "format": FORMAT, "weights_sha256": sha256_file(run_dir / WEIGHTS)}
+    write_json(run_dir / CONFIG, config)
+
+
+def input_of(train_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The input rule a training config implies: tiles when it trained on crops."""
+    if train_cfg.get("crop"):
+        tiles = {"tile": train_cfg["crop"], **(train_cfg.get("tiles") or {})}
+        return {"rule": "tiles", **TileRule(**tiles).to_dict()}
+    return {"rule": "resize", "size": train_cfg["image_size"]}
+
+
+def model_config(
+    train_cfg: dict[str, Any], metrics: dict[str, Any] | None = None, threshold: float = 0.5
+) -> dict[str, Any]:
+    """The self-describing model config written beside the weights."""
+    from fakescope.models import normalisation
+
+    mean, std = normalisation(train_cfg["arch"])
+    inp = input_of(train_cfg)
+    size = inp.get("size", inp.get("tile"))
+    if inp["rule"] == "tiles":
+        how = (
+            f"{size}×{size} tiles at the image's own pixel scale (never resized; images smaller "
+            f"than a tile are mirror-padded), at most {inp['budget']} spread over the image, "
+            f"{inp['aggregate']} of tile logits"
+        )
+    else:
+        how = f"centre square crop, Lanczos resize to {size}×{size}"
+    return {
+        "arch": train_cfg["arch"],
+        "input_size": size,
+        "input": inp,
+        "mean": list(mean),
+        "std": list(std),
+        "labels": ["real", "fake"],
+        "threshold": threshold,
+        "calibration": None,
+        "uncertain": None,
+        "tta": train_cfg.get("tta", "none"),
+        "preprocessing": "fakescope.images: first frame, EXIF orientation, RGB (alpha on white, "
+        f"high bit depth scaled); {how}; pixels / 255; normalised in the model",
+        "training": train_cfg,
+        "metrics": metrics or {},
+    }
+
+
+def resolve_model_dir(model: str | os.PathLike | None) -> tuple[Path, bool]:
+    """(folder, is_shipped) for a shipped model name or a folder / its config.json."""
+    if model is None:
+        model = DEFAULT_MODEL
+    shipped = WEIGHTS_DIR / str(model)
+    if isinstance(model, str) and "/" not in model and (shipped / CONFIG).is_file():
+        return shipped, True
+    path = Path(model)
+    if path.is_file() and path.name in (CONFIG, WEIGHTS):
+        path = path.parent
+    if not (path / CONFIG).is_file():
+        names = ", ".join(available_models()) or "none"
+        raise FakescopeError(
+            f"no model at {model!s}: give a shipped model name ({names}) or a run folder "
+            f"with {CONFIG} and {WEIGHTS}"
+        )
+    return path, False
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise FakescopeError(f"cannot read {path / CONFIG}: {e}") from None
+    if not isinstance(config, dict):
+        raise FakescopeError(f"{path / CONFIG} is not a JSON object")
+    return config
