@@ -211,7 +211,7 @@ def test_explain_cli_images_and_dataset(planted_detector, tmp_path, capsys, monk
 
 
 def test_report_verdicts_follow_the_confidence_interval():
-    from fakescope.explain_cli import _verdicts
+    from fakescope.cli.explain import _verdicts
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 500)

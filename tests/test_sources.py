@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fakescope.augment import AugmentConfig, augment_image
-from fakescope.cli import _named_source
+from fakescope.cli.train import _named_source
 from fakescope.runs import DataArgs, source_name
 from fakescope.training import Dist, epoch_order, source_weights
 

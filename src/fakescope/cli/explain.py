@@ -1,4 +1,6 @@
-"""`fakescope explain`: heatmap panels for images, galleries and a numeric report for data sets.
+"""`fakescope explain`: heatmap panels for images, galleries and a numeric report for data sets
+(the heatmaps themselves: `fakescope.explain`, the `explain` extra, imported when the command
+runs).
 
 The report tests the reference's claim (Grad-CAM on real images covers the main object and more
 of the image; on fakes it sits on small, smooth or blurred, mostly background regions) with four
@@ -24,10 +26,11 @@ from urllib.parse import urlsplit
 import numpy as np
 from PIL import Image
 
-from fakescope.data import FAKE, REAL, describe, load_images
+from fakescope import argtypes
+from fakescope.choices import METHOD_NAMES
+from fakescope.cli.options import add_common_args, add_data_args, add_seed_arg, classes, subcommand
 from fakescope.detector import Detector
 from fakescope.errors import FakescopeError, ImageError
-from fakescope.explain import cam_batch, deletion_drops, overlay, panel
 from fakescope.fetch import Downloads, is_url
 from fakescope.fileio import atomic_path, ensure_writable_dir, write_text
 from fakescope.inputs import (
@@ -37,6 +40,53 @@ from fakescope.inputs import (
     expand_paths,
     nothing_to_score,
 )
+
+
+def add_parser(sub) -> None:
+    x = subcommand(
+        sub,
+        "explain",
+        "Grad-CAM heatmaps: why an image was called fake",
+        "fakescope explain photo.jpg more/ --out why/ --method gradcam++",
+        "fakescope explain --data cifake-test.tar.xz --subset 2000 --out why-set/",
+    )
+    x.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="images to explain (files, folders, globs, http(s) URLs); or give --data instead",
+    )
+    add_data_args(x, required=False)
+    add_common_args(x)
+    x.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder (created): panels and index.html (+ report.md for --data)",
+    )
+    x.add_argument(
+        "--method",
+        choices=list(METHOD_NAMES),
+        default="gradcam",
+        help="CAM method for thumbnail (resize) models (default: gradcam); tiled photo models "
+        "show tile scores instead (see README: Explanations)",
+    )
+    x.add_argument(
+        "--per-class",
+        type=argtypes.non_negative_int,
+        default=8,
+        help="data-set view: images per gallery (default: 8)",
+    )
+    x.add_argument(
+        "--deletion-sample",
+        type=argtypes.non_negative_int,
+        default=2000,
+        help="data-set view: images in the deletion check (random; 0 = all; default: 2000). It "
+        "scores each image 4 times, more than the heatmaps cost",
+    )
+    add_seed_arg(x, 0, "--subset and the gallery picks")
+    x.set_defaults(func=run)
+
 
 CATEGORIES = {
     "true_positive": "fake called fake",
@@ -93,6 +143,8 @@ def _verdicts(stats: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[str, st
     the difference of class means (normal approximation, fine at hundreds of images per class):
     `holds` when it lies wholly on the claimed side, `does not hold` when wholly on the other,
     `inconclusive` when it contains 0. Cohen's d says how large the difference is."""
+    from fakescope.data import FAKE, REAL
+
     r, f = y == REAL, y == FAKE
     out = []
     for claim, key in CLAIMS:
@@ -197,7 +249,8 @@ def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> in
 
 def explain_dataset(det: Detector, args, out: Path) -> None:
     """Galleries of TP/TN/FP/FN, mean heatmaps per class, and report.md."""
-    from fakescope.cli import _classes
+    from fakescope.data import FAKE, REAL, describe, load_images
+    from fakescope.explain import cam_batch, deletion_drops, overlay, panel
 
     if det.rule != "resize":
         raise FakescopeError(
@@ -211,7 +264,7 @@ def explain_dataset(det: Detector, args, out: Path) -> None:
         purpose="eval",
         subset=args.subset,
         seed=args.seed,
-        classes=_classes(args),
+        classes=classes(args),
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         progress=False,
@@ -267,7 +320,7 @@ def explain_dataset(det: Detector, args, out: Path) -> None:
         f"{args.split or 'auto'}, subset {args.subset or 'all'}); method {args.method}; "
         f"accuracy {float((pred == y).mean()):.4f}.",
         "",
-        "Statistics per image, averaged (definitions in `fakescope/explain_cli.py`; a uniform map"
+        "Statistics per image, averaged (definitions in `fakescope/cli/explain.py`; a uniform map"
         " has central share 0.25, area at half max 1, entropy 1):",
         "",
         _table(stats, groups),
@@ -297,7 +350,9 @@ def explain_dataset(det: Detector, args, out: Path) -> None:
     print("\n".join(verdict_lines))
 
 
-def run_explain(args) -> int:
+def run(args) -> int:
+    import fakescope.explain  # noqa: F401 - the explain extra is checked before anything else
+
     if bool(args.paths) == bool(args.data):
         raise FakescopeError("explain takes image paths, or --data for a labelled data set")
     out = ensure_writable_dir(args.out)

@@ -8,14 +8,37 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
+from fakescope.cli.options import add_common_args, subcommand
 from fakescope.inputs import Expansion, at_least_one_image
 from fakescope.predict import Missing, expand_paths
-from fakescope.provenance import Evidence, combine, read_evidence
+
+
+def add_parser(sub) -> None:
+    i = subcommand(
+        sub,
+        "inspect",
+        "provenance evidence (C2PA, IPTC, generator metadata) + pixel score, per image",
+        "fakescope inspect photo.jpg generated.png",
+        "fakescope inspect downloads/*.png --format json",
+        details="Reads metadata without decoding pixels, scores the pixels with the model, "
+        "and shows the verdict the two give together (see README: Provenance evidence).",
+    )
+    i.add_argument("paths", nargs="+", metavar="PATH", help="image files to inspect")
+    add_common_args(i)
+    i.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="a readable report per image, or JSON (default: table)",
+    )
+    i.set_defaults(func=run)
 
 
 def inspect_rows(det, paths: list[str], batch_size: int = 64) -> Iterator[dict[str, Any]]:
     """Combined rows (predict's fields + model, provenance, verdict_source) with the evidence
     as a list of item dicts under `evidence` and the deciding tag under `decided_by`."""
+    from fakescope.provenance import Evidence, combine, read_evidence
+
     missing: set[str] = set()
     stats = Expansion()
 
@@ -79,7 +102,7 @@ def write_reports(rows: Iterator[dict[str, Any]], fmt: str, out: IO[str]) -> tup
     return n, errors
 
 
-def run_inspect(args) -> int:
+def run(args) -> int:
     from fakescope.detector import Detector
 
     det = Detector.load(args.model, device=args.device, metadata=False)
