@@ -25,6 +25,7 @@ from fakescope.provenance import (
     match_free_text,
     match_tool,
     read_evidence,
+    readers,
 )
 from tests import provenance_files as pf
 from tests.hostile import invalid_files, valid_files
@@ -97,9 +98,7 @@ def test_pil_images_give_what_pillow_kept():
 
 
 def test_marker_table_is_consistent():
-    raw = json.loads(
-        (provenance.Path(provenance.__file__).parent / "provenance_markers.json").read_text()
-    )
+    raw = json.loads((Path(provenance.__file__).parent / "provenance_markers.json").read_text())
     ids = [g["id"] for g in raw["generators"]]
     assert len(ids) == len(set(ids))
     assert {p["generator"] for p in raw["png_text"]} <= set(ids)
@@ -321,7 +320,7 @@ def test_oversized_and_malicious_metadata_is_bounded(recwarn):
 
 
 def test_xmp_split_by_a_block_boundary_is_read_whole(monkeypatch):
-    monkeypatch.setattr(provenance, "SCAN_BLOCK", 1000)
+    monkeypatch.setattr(readers, "SCAN_BLOCK", 1000)  # the reader's own constant
     packet = pf.xmp_packet("compositeWithTrainedAlgorithmicMedia")
     for offset in range(0, 1200, 7):
         data = b"\0" * offset + packet + b"\0" * 50

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fakescope.errors import missing_extra
-from fakescope.provenance import (
+from fakescope.provenance.evidence import (
     CLAIMS,
     EvidenceItem,
     _clip,

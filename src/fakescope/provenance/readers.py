@@ -1,224 +1,39 @@
-"""Provenance evidence: what an image file says about its own origin, read without decoding pixels.
-
-Sources (each evidence item names one):
-
-- ``c2pa``: C2PA Content Credentials (signed manifests; `fakescope.provenance_c2pa`, needs the
-  `provenance` extra). Strength ``verified`` when the signature and content hashes check out and
-  the signer chains to a trust anchor you configured (``$FAKESCOPE_C2PA_TRUST_ANCHORS``, a PEM
-  file); ``untrusted`` when they check out but the signer is on no configured trust list (the
-  signer's name is then only what its certificate says); ``invalid`` when validation fails (the
-  file was changed after signing, or the manifest is malformed): never proof of anything.
-- ``iptc``: the IPTC digital source type (``Iptc4xmpExt:DigitalSourceType``, e.g.
-  ``trainedAlgorithmicMedia``) and ``AISystemUsed`` in the file's XMP. Strength ``asserted``.
-- ``xmp``: ``xmp:CreatorTool`` naming a known generator (``asserted``) or other software (``weak``).
-- ``png-text``: text chunks written by Stable Diffusion front-ends (AUTOMATIC1111 ``parameters``,
-  ComfyUI ``prompt``/``workflow``, InvokeAI, Fooocus; NovelAI's ``Software``). ``asserted``.
-- ``exif``: ``Software`` naming a generator, generator settings in ``UserComment`` /
-  ``ImageDescription`` (``asserted``); camera make/model/exposure (``weak``: trivial to forge or to
-  copy onto any file).
-
-The known generators, front-end keys and source types are data: ``provenance_markers.json``.
-
-The combination rule (`combine`): metadata decides ``fake`` when an item *declares AI generation*
-(claim ``ai-generated`` or ``ai-composite``) and is not known to be broken (strength ``verified``,
-``untrusted`` or ``asserted``). Nothing else decides: camera EXIF, capture credentials, AI edits,
-invalid credentials all leave the verdict to the pixels. Why a declaration of AI is accepted even
-unsigned: metadata is easily stripped but rarely forged to accuse one's own image, and a C2PA
-signature adds nothing to such a self-declaration when the signer is unknown -- so an untrusted
-credential counts exactly like an unsigned tag (never more). The price: someone who wants a real
-photo dismissed can add an AI tag; the pixel score stays in ``prob_fake`` and the strength in the
-report shows that only metadata decided.
-
-Bounds: the file is read once in 1 MiB blocks (at most `MAX_SCAN` bytes) looking for XMP fields
-and a C2PA label; PNG chunks are walked by their headers (pixel data is skipped, at most
-`MAX_PNG_CHUNKS` chunks); any text field is looked at up to `TEXT_HEAD` bytes (compressed ones are
-inflated only that far). `read_evidence` never raises: what cannot be read is left out or becomes
-an item saying so.
-"""
+"""Reading a file's provenance evidence: XMP/IPTC fields, PNG text chunks, EXIF, and (through
+`fakescope.provenance.c2pa`) C2PA manifests, within the bounds in the package docstring."""
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import struct
 import warnings
 import zlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 from PIL import Image
 
-FIELDS_EXTRA = ("provenance", "verdict_source")
-SOURCES = ("c2pa", "iptc", "xmp", "png-text", "exif")
-CLAIMS = ("ai-generated", "ai-composite", "ai-edited", "camera", "software", "unknown")
-STRENGTHS = ("verified", "untrusted", "asserted", "weak", "invalid", "none")
-# The rule: these claims, at these strengths, decide `fake`.
-DECIDING_CLAIMS = ("ai-generated", "ai-composite")
-DECIDING_STRENGTHS = ("verified", "untrusted", "asserted")
+from fakescope.provenance.evidence import (
+    SOURCES,
+    TEXT_HEAD,
+    Evidence,
+    EvidenceItem,
+    _clip,
+    _item,
+    _slug,
+    markers,
+    match_free_text,
+    match_tool,
+)
 
 SCAN_BLOCK = 1 << 20
 MAX_SCAN = 256 << 20  # bytes searched for XMP fields and a C2PA label
-TEXT_HEAD = 64 << 10  # bytes of any one text field looked at
 MAX_PNG_CHUNKS = 100_000
 MAX_EXIF = 1 << 20
 MAX_HITS = 16  # XMP values kept per field and file
 _OVERLAP = 512  # block overlap, so that a field split by a block boundary is still found
-
-
-@dataclass(frozen=True)
-class EvidenceItem:
-    """One piece of evidence. `tag` is its token in the row's `provenance` field."""
-
-    source: str  # c2pa | iptc | xmp | png-text | exif
-    claim: str  # ai-generated | ai-composite | ai-edited | camera | software | unknown
-    strength: str  # verified | untrusted | asserted | weak | invalid | none
-    detail: str  # short human text: signer, claim generator, generator name, camera ...
-    tag: str
-
-    @property
-    def decides(self) -> bool:
-        return self.claim in DECIDING_CLAIMS and self.strength in DECIDING_STRENGTHS
-
-
-@dataclass
-class Evidence:
-    items: list[EvidenceItem] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """The row's `provenance` field: item tags joined by '; ' ('' when there are none)."""
-        return "; ".join(dict.fromkeys(i.tag for i in self.items))
-
-    def decisive(self) -> EvidenceItem | None:
-        """The item that decides the verdict under the rule, strongest first; None: pixels do."""
-        deciding = [i for i in self.items if i.decides]
-        return min(deciding, key=lambda i: STRENGTHS.index(i.strength), default=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = self.decisive()
-        return {
-            "summary": self.summary(),
-            "decided_by": d.tag if d else "",
-            "items": [asdict(i) for i in self.items],
-        }
-
-
-def combine(row: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
-    """A copy of a Detector row with `provenance` and `verdict_source` added, under the rule in
-    the module docstring. `prob_fake` is always the pixel score; a row with an error passes
-    through with empty provenance and verdict_source (nothing was decided)."""
-    out = dict(row)
-    if row.get("error"):
-        out["provenance"] = out["verdict_source"] = ""
-        return out
-    out["provenance"] = evidence.summary()
-    if evidence.decisive() is not None:
-        out["label"], out["verdict_source"] = "fake", "metadata"
-    else:
-        out["verdict_source"] = "pixels"
-    return out
-
-
-# ---- the marker table --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Markers:
-    generators: tuple[tuple[str, str, re.Pattern[str]], ...]  # (id, claim, whole-word names)
-    made_with: re.Pattern[str]  # "made with NAME" in free text
-    png_text: dict[str, tuple[str, str, re.Pattern[str] | None]]  # key -> (id, frontend, require)
-    settings_blocks: tuple[tuple[str, str, re.Pattern[str]], ...]  # (id, frontend, pattern)
-    tool_keys: frozenset[str]
-    free_text_keys: frozenset[str]
-    source_types: dict[str, str]  # IPTC digital source type -> claim
-
-
-def _words(names: Iterable[str]) -> str:
-    alts = sorted((re.escape(n.lower()) for n in names), key=len, reverse=True)
-    return r"(?<![\w.])(?:" + "|".join(alts) + r")(?![\w])"
-
-
-@cache
-def markers() -> Markers:
-    """The marker table, loaded once from provenance_markers.json (package data)."""
-    text = resources.files("fakescope").joinpath("provenance_markers.json").read_text("utf-8")
-    raw = json.loads(text)
-    gens = []
-    for g in raw["generators"]:
-        if g["claim"] not in CLAIMS:
-            raise ValueError(f"provenance_markers.json: bad claim {g['claim']!r} for {g['id']}")
-        gens.append((g["id"], g["claim"], re.compile(_words(g["names"]), re.I)))
-    every = [n for g in raw["generators"] for n in g["names"]]
-    made_with = re.compile(
-        r"\b(?:made|generated|created|rendered)\s+(?:with|by|using|in)\s+(?:the\s+)?"
-        r"(?P<name>" + _words(every) + ")",
-        re.I,
-    )
-    png = {
-        p["key"]: (
-            p["generator"],
-            p["frontend"],
-            re.compile(p["require"]) if "require" in p else None,
-        )
-        for p in raw["png_text"]
-    }
-    blocks = tuple(
-        (b["generator"], b["frontend"], re.compile(b["pattern"])) for b in raw["settings_blocks"]
-    )
-    for claim in raw["digital_source_types"].values():
-        if claim not in CLAIMS:
-            raise ValueError(f"provenance_markers.json: bad claim {claim!r}")
-    return Markers(
-        tuple(gens),
-        made_with,
-        png,
-        blocks,
-        frozenset(raw["tool_keys"]),
-        frozenset(raw["free_text_keys"]),
-        dict(raw["digital_source_types"]),
-    )
-
-
-def match_tool(name: str) -> tuple[str, str] | None:
-    """(generator id, claim) when a field that names a tool names a known generator."""
-    for gid, claim, rx in markers().generators:
-        if rx.search(name[:1000]):
-            return gid, claim
-    return None
-
-
-def match_free_text(text: str) -> tuple[str, str] | None:
-    """(generator id, how) when free text holds a generator's settings or 'made with NAME'."""
-    m = markers()
-    head = text[:TEXT_HEAD]
-    for gid, frontend, rx in m.settings_blocks:
-        if rx.search(head):
-            return gid, frontend
-    hit = m.made_with.search(head)
-    if hit and (g := match_tool(hit.group("name"))):
-        return g[0], f"'{_clip(hit.group(0), 60)}'"
-    return None
-
-
-# ---- helpers -----------------------------------------------------------------------------------
-
-
-def _clip(s: str, n: int = 120) -> str:
-    s = " ".join(str(s).split())
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def _slug(s: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "-", s.lower()).strip("-")[:40] or "unknown"
-
-
-def _item(source: str, claim: str, strength: str, detail: str, tag: str) -> EvidenceItem:
-    return EvidenceItem(source, claim, strength, _clip(detail, 240), tag.replace(";", ","))
 
 
 def _sniff(head: bytes) -> str:
@@ -517,7 +332,7 @@ def _from_stream(fp: IO[bytes]) -> list[EvidenceItem]:
     c2pa_label, hits, truncated = _scan(fp)
     items: list[EvidenceItem] = []
     if c2pa_label:
-        from fakescope.provenance_c2pa import c2pa_items
+        from fakescope.provenance.c2pa import c2pa_items
 
         items += _guard(c2pa_items, fp, mime)
     if mime == "image/png":
