@@ -18,7 +18,7 @@ import numpy as np
 from sources import SOURCES, load_split
 
 from fakescope import clip
-from fakescope.augment import jpeg
+from fakescope.training.augment import jpeg
 
 
 def views(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from common import hardware
 
-from fakescope.config import resolve_config
 from fakescope.models import autocast, build_model
+from fakescope.training.config import resolve_config
 
 
 def main() -> None:

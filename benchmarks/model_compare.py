@@ -2,11 +2,11 @@
 
 For each model (default: the CIFAKE model, the photo model and the `auto` router that is the
 default) and each data set (stratified samples of CIFAKE test, aivsreal256 validation and
-sdv1coco validation), `fakescope.robustness.run_robustness` scores every image as its file and
-after each perturbation (made in memory, through the same `Detector` path), at the model's own
-threshold. Writes `DIR/<model>/<set>/` (robustness.json, report.md, plots), `DIR/compare.json`
-and `DIR/compare.md` (one table: accuracy, ROC-AUC, false-positive rate on reals, detection
-rate on fakes, verdict flips, uncertain).
+sdv1coco validation), `fakescope.evaluation.robustness.run_robustness` scores every image as its
+file and after each perturbation (made in memory, through the same `Detector` path), at the
+model's own threshold. Writes `DIR/<model>/<set>/` (robustness.json, report.md, plots),
+`DIR/compare.json` and `DIR/compare.md` (one table: accuracy, ROC-AUC, false-positive rate on
+reals, detection rate on fakes, verdict flips, uncertain).
 
 `--aggregate` also scores the photo model's clean images with each tile-aggregation rule
 (`mean`, `topk`) to choose the shipped one by measurement.
@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from fakescope.detector import Detector
-from fakescope.evaluate import evaluate
-from fakescope.robustness import run_robustness
+from fakescope.evaluation.evaluate import evaluate
+from fakescope.evaluation.robustness import run_robustness
 
 SETS = {
     "cifake-test": ("cifake/cifake-test.tar.xz", "test"),

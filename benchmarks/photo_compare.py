@@ -1,7 +1,7 @@
 """Compare recipes for the native-resolution photo detector on the same data and budget.
 
-Each recipe trains with the package's own `fit` (the crop recipe of `fakescope.training`) for the
-same number of epochs on the same training images, and is scored through `Detector` (tiles at
+Each recipe trains with the package's own `fit` (the crop recipe of `fakescope.training.loop`) for
+the same number of epochs on the same training images, and is scored through `Detector` (tiles at
 native scale, mean logit; the network exported to ONNX and run by ONNX Runtime, as the shipped
 models run on the CPU) on stratified samples of the aivsreal256 and sdv1coco validation splits.
 A frozen-feature baseline (ImageNet EfficientNet-Lite2 features of each tile, mean-pooled,
@@ -26,14 +26,14 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fakescope.config import resolve_config
 from fakescope.data import load_images
 from fakescope.data.splits import split_two
 from fakescope.detector import Detector
 from fakescope.export import export_onnx
 from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model, load_backbone_file, pretrained_backbone_file
-from fakescope.training import fit
+from fakescope.training.config import resolve_config
+from fakescope.training.loop import fit
 
 RECIPES: dict[str, dict] = {
     "pretrained": {},  # the photo preset as it is: ImageNet EfficientNet-Lite2, RGB, tile 96

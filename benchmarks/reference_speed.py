@@ -7,7 +7,7 @@ the steps are fed and launched:
 
 - `eager + DataLoader`: the plain script (a Dataset of decoded images, a shuffling DataLoader
   with worker processes and pinned memory, each batch copied to the device);
-- `fakescope loop`: `fakescope.training.train_one_epoch` (images uint8 on the device, the
+- `fakescope loop`: `fakescope.training.loop.train_one_epoch` (images uint8 on the device, the
   epoch's order and flips drawn at once, batches gathered and flipped there);
 - `fakescope loop + compile`: the same with `torch.compile` (`--compile reduce-overhead`:
   CUDA graphs, which is what a launch-bound batch of 16 needs on a GPU).
@@ -33,10 +33,10 @@ import torch
 from common import hardware
 from torch import nn
 
-from fakescope.config import resolve_config
 from fakescope.data import load_images
 from fakescope.models import build_model, resolve_device
-from fakescope.training import FullBatchCompiled, make_optimizer, train_one_epoch
+from fakescope.training.config import resolve_config
+from fakescope.training.loop import FullBatchCompiled, make_optimizer, train_one_epoch
 
 
 class Decoded(torch.utils.data.Dataset):

@@ -35,7 +35,7 @@ BALANCE = 0.5  # a source's weight within its class, by size**BALANCE (as traini
 
 
 def balanced_weights(src: np.ndarray, y: np.ndarray) -> np.ndarray:
-    from fakescope.training import source_weights
+    from fakescope.training.loop import source_weights
 
     w = source_weights(src, y, BALANCE).numpy()
     return w * len(w)

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from common import hardware
 
-from fakescope.config import resolve_config
 from fakescope.data import load_images, make_splits
 from fakescope.detector import Detector
 from fakescope.metrics import compute_metrics
 from fakescope.model_dir import model_config
 from fakescope.models import resolve_device
-from fakescope.training import fit
+from fakescope.training.config import resolve_config
+from fakescope.training.loop import fit
 
 TARGETS = (0.95, 0.98)
 

@@ -1,8 +1,8 @@
 """Release a run as a shipped model: fp16 safetensors + config.json + MODEL_CARD.md.
 
-The card's numbers come from `fakescope.evaluate` run on the *shipped* (fp16) file over the whole
-CIFAKE test split, plus the same metrics without the 378 test/FAKE files that are byte-identical
-to training files (CIFAKE's train/test leakage).
+The card's numbers come from `fakescope.evaluation.evaluate` run on the *shipped* (fp16) file over
+the whole CIFAKE test split, plus the same metrics without the 378 test/FAKE files that are
+byte-identical to training files (CIFAKE's train/test leakage).
 
     python scripts/ship_model.py --run runs/cifake-resnet10s --name cifake-resnet10s \
         --train-archive ../shared/data/cifake/cifake-train.tar.xz \
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from fakescope.detector import Detector
-from fakescope.evaluate import evaluate
+from fakescope.evaluation.evaluate import evaluate
 from fakescope.fileio import write_json, write_text
 from fakescope.metrics import compute_metrics
 from fakescope.model_dir import CONFIG, WEIGHTS_DIR, save_model

@@ -41,16 +41,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from sources import PAIRED_REALS, SOURCES, load_split  # noqa: E402
 
 from fakescope import clip  # noqa: E402
-from fakescope.calibrate import run_calibrate  # noqa: E402
 from fakescope.calibration import apply_calibration, sigmoid, threshold_for_fpr  # noqa: E402
 from fakescope.detector import Detector  # noqa: E402
+from fakescope.evaluation.calibrate import run_calibrate  # noqa: E402
+from fakescope.evaluation.perturb import PERTURBATIONS  # noqa: E402
 from fakescope.export import export_onnx  # noqa: E402
 from fakescope.fileio import write_json  # noqa: E402
 from fakescope.fusion import HEAD_FILE, write_safetensors  # noqa: E402
 from fakescope.model_dir import CONFIG, WEIGHTS_DIR, save_model, sha256_file  # noqa: E402
-from fakescope.perturb import PERTURBATIONS  # noqa: E402
-from fakescope.runs import load_train_data, resume_args  # noqa: E402
-from fakescope.training import source_weights  # noqa: E402
+from fakescope.training.loop import source_weights  # noqa: E402
+from fakescope.training.runs import load_train_data, resume_args  # noqa: E402
 from tests.graphics import make_graphics  # noqa: E402
 
 BALANCE = 0.5

@@ -21,13 +21,13 @@ import platform
 import time
 from pathlib import Path
 
-from fakescope.calibrate import run_calibrate
 from fakescope.detector import Detector
-from fakescope.evaluate import evaluate
+from fakescope.evaluation.calibrate import run_calibrate
+from fakescope.evaluation.evaluate import evaluate
+from fakescope.evaluation.robustness import run_robustness
 from fakescope.export import export_onnx
 from fakescope.fileio import write_json, write_text
 from fakescope.model_dir import CONFIG, WEIGHTS_DIR, save_model
-from fakescope.robustness import run_robustness
 
 KEYS = (
     "n",
@@ -98,7 +98,7 @@ than taken by a camera. The default model for every image larger than {route_max
 - Recipe (preset `photo`): ImageNet EfficientNet-Lite2 start, random {tile}-px crops at native
   scale through one shortcut-free pipeline for both classes (random rescale 0.5–1.5× with a
   random filter, mild blur and noise, JPEG re-encoding at quality 50–100 for 60% of images,
-  flips; `fakescope.augment`), BCE, AdamW lr {lr} (one-cycle), weight decay {wd}, batch
+  flips; `fakescope.training.augment`), BCE, AdamW lr {lr} (one-cycle), weight decay {wd}, batch
   {batch}, bf16 autocast, {epochs} epochs: {train_s:,.0f} s on {hardware}.{stages}
 - Command: {command}, then
   `python scripts/ship_photo_model.py --run {run_name} --name {name}`.

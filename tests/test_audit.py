@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakescope.audit import (
+from fakescope.cli import main
+from fakescope.data import list_labelled
+from fakescope.evaluation.audit import (
     categorical_auc,
     jpeg_quality,
     leaked_indices,
@@ -19,8 +21,6 @@ from fakescope.audit import (
     popcount64,
     run_audit,
 )
-from fakescope.cli import main
-from fakescope.data import list_labelled
 from tests.conftest import CIFAKE_TEST, CIFAKE_TRAIN, need_shared
 
 

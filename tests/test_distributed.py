@@ -18,11 +18,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from fakescope import training
 from fakescope.cli import main
-from fakescope.config import TrainConfig
-from fakescope.distributed import Dist
 from fakescope.errors import FakescopeError
+from fakescope.training import loop as training
+from fakescope.training.config import TrainConfig
+from fakescope.training.distributed import Dist
 from tests.conftest import ROOT, make_image_tree
 
 

@@ -11,13 +11,13 @@ import torch
 pytest.importorskip("pytorch_grad_cam")
 
 from fakescope.cli import main  # noqa: E402
-from fakescope.config import TrainConfig  # noqa: E402
 from fakescope.detector import Detector  # noqa: E402
 from fakescope.errors import FakescopeError  # noqa: E402
 from fakescope.explain import cam_batch, target_layer  # noqa: E402
 from fakescope.model_dir import model_config
 from fakescope.models import build_model  # noqa: E402
-from fakescope.training import fit  # noqa: E402
+from fakescope.training.config import TrainConfig  # noqa: E402
+from fakescope.training.loop import fit  # noqa: E402
 
 
 def _planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -145,7 +145,7 @@ def test_export_of_a_fusion_folder_names_its_tile_model(fusion_dir):
 
 def test_calibrating_a_fusion_folder_writes_a_working_copy(fusion_dir, tmp_path):
     need_clip()
-    from fakescope.calibrate import run_calibrate
+    from fakescope.evaluation.calibrate import run_calibrate
 
     rng = np.random.default_rng(5)
     for cls in ("real", "fake"):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakescope.audit import jpeg_quality
 from fakescope.errors import FakescopeError
-from fakescope.perturb import FAMILIES, PERTURBATIONS, decode_rgb, select
+from fakescope.evaluation.audit import jpeg_quality
+from fakescope.evaluation.perturb import FAMILIES, PERTURBATIONS, decode_rgb, select
 
 
 def photo(w: int = 100, h: int = 80, seed: int = 0) -> Image.Image:

@@ -10,8 +10,8 @@ import pytest
 from fakescope.cli import main
 from fakescope.data import list_labelled
 from fakescope.detector import Detector
-from fakescope.perturb import select
-from fakescope.robustness import score_variants, summarise
+from fakescope.evaluation.perturb import select
+from fakescope.evaluation.robustness import score_variants, summarise
 from tests.conftest import make_image_tree
 
 
@@ -39,7 +39,7 @@ def test_variants_go_through_the_detector_and_clean_is_the_file(det, tree):
     rows = det.predict_batch([(tree / files.entries[i].name).read_bytes() for i in idx])
     assert prob[0, idx] == pytest.approx([r["prob_fake"] for r in rows], abs=1e-6)
     # the perturbed variant is scored exactly as predict scores that perturbed image
-    from fakescope.perturb import decode_rgb
+    from fakescope.evaluation.perturb import decode_rgb
 
     i = int(np.flatnonzero(ok)[0])
     img = perts[0](decode_rgb((tree / files.entries[i].name).read_bytes()), 0, i)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from fakescope.augment import AugmentConfig, augment_image
 from fakescope.cli.train import _named_source
-from fakescope.runs import DataArgs, source_name
-from fakescope.training import Dist, epoch_order, source_weights
+from fakescope.training.augment import AugmentConfig, augment_image
+from fakescope.training.loop import Dist, epoch_order, source_weights
+from fakescope.training.runs import DataArgs, source_name
 
 
 def test_source_weights_balance_classes_and_sources():
@@ -67,7 +67,7 @@ def test_real_resampling_applies_to_reals_only():
 def test_resampled_tier_resizes_and_reencodes_with_a_cap():
     from PIL import Image
 
-    from fakescope.perturb import FAMILIES, PERTURBATIONS, select
+    from fakescope.evaluation.perturb import FAMILIES, PERTURBATIONS, select
 
     assert "resampled" in FAMILIES
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 80, 3), np.uint8))

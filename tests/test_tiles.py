@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakescope.augment import AugmentConfig, augment_image, jpeg
 from fakescope.detector import Detector
 from fakescope.images import native_crop, pad_to
 from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model
 from fakescope.tiles import TileRule, aggregate, cut, grid
+from fakescope.training.augment import AugmentConfig, augment_image, jpeg
 
 
 @pytest.mark.parametrize("h,w", [(256, 256), (300, 517), (96, 96), (97, 1000), (3000, 4000)])

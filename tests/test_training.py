@@ -9,14 +9,14 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from fakescope import training
-from fakescope.config import TrainConfig, resolve_config
 from fakescope.data import load_images, make_splits
 from fakescope.detector import Detector
 from fakescope.errors import FakescopeError
 from fakescope.metrics import compute_metrics
 from fakescope.model_dir import model_config
 from fakescope.models import ARCHS, build_model, cam_layer
+from fakescope.training import loop as training
+from fakescope.training.config import TrainConfig, resolve_config
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))

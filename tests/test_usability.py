@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from fakescope.cli import build_parser, main
-from fakescope.config import PRESETS
 from fakescope.data import load_images
 from fakescope.errors import FakescopeError
 from fakescope.fileio import ensure_writable_dir, write_text
 from fakescope.model_dir import model_config, save_model
 from fakescope.models import ARCHS, build_model
+from fakescope.training.config import PRESETS
 from tests.conftest import ROOT, make_image_tree
 
 
@@ -98,7 +98,7 @@ def test_every_option_of_every_subcommand_has_help_and_examples():
 
 
 def test_tune_help_and_readme_name_the_searched_space():
-    from fakescope.tune import BATCH_SIZES, LR_RANGE, OPTIMIZERS
+    from fakescope.training.tune import BATCH_SIZES, LR_RANGE, OPTIMIZERS
 
     text = " ".join(_subparsers(build_parser())["tune"].format_help().split())
     readme = " ".join((ROOT / "README.md").read_text().split())

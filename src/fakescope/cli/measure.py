@@ -1,8 +1,8 @@
 """The commands that measure on labelled data: `evaluate` (metrics, per-image scores, plots),
 `robustness` (the same under perturbations), `calibrate` (a threshold and calibration fitted on
 held-out data) and `audit` (duplicates, leakage, shortcut cues in the data itself). They share
-the data options (`fakescope.cli.options.add_data_args`); the work is in `fakescope.evaluate`,
-`fakescope.robustness`, `fakescope.calibrate` and `fakescope.audit`."""
+the data options (`fakescope.cli.options.add_data_args`); the work is in `fakescope.evaluation`
+(`evaluate`, `robustness`, `calibrate`, `audit`)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def add_evaluate(sub) -> None:
 
 def run_evaluate(args) -> int:
     from fakescope.detector import Detector
-    from fakescope.evaluate import evaluate
+    from fakescope.evaluation.evaluate import evaluate
     from fakescope.metrics import format_table
 
     det = Detector.load(
@@ -116,8 +116,8 @@ def add_robustness(sub) -> None:
 
 def run_robustness(args) -> int:
     from fakescope.detector import Detector
-    from fakescope.robustness import format_results
-    from fakescope.robustness import run_robustness as measure
+    from fakescope.evaluation.robustness import format_results
+    from fakescope.evaluation.robustness import run_robustness as measure
 
     det = Detector.load(args.model, device=args.device, metadata=False)  # measure the pixels
     rep = measure(
@@ -172,7 +172,7 @@ def add_calibrate(sub) -> None:
 
 
 def run_calibrate(args) -> int:
-    from fakescope.calibrate import run_calibrate as fit
+    from fakescope.evaluation.calibrate import run_calibrate as fit
 
     cfg = fit(
         args.model,
@@ -230,8 +230,8 @@ def add_audit(sub) -> None:
 def run_audit(args) -> int:
     import json
 
-    from fakescope.audit import format_report
-    from fakescope.audit import run_audit as audit
+    from fakescope.evaluation.audit import format_report
+    from fakescope.evaluation.audit import run_audit as audit
     from fakescope.fileio import ensure_writable_dir, write_json, write_text
 
     if args.out:

@@ -7,7 +7,8 @@
   wording everywhere.
 
 Building a parser imports no torch (the light install's `predict` builds them all); the names
-shown in `--help` come from `fakescope.choices`, `fakescope.config` and `fakescope.model_dir`.
+shown in `--help` come from `fakescope.choices`, `fakescope.training.config` and
+`fakescope.model_dir`.
 """
 
 from __future__ import annotations

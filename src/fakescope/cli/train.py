@@ -1,5 +1,6 @@
 """`fakescope train` (a run folder from labelled data) and `fakescope tune` (Optuna search of the
-learning rate, batch size and optimizer); the work is in `fakescope.runs` and `fakescope.tune`."""
+learning rate, batch size and optimizer); the work is in `fakescope.training.runs` and
+`fakescope.training.tune`."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from fakescope.cli.options import (
     progress,
     subcommand,
 )
-from fakescope.config import COMPILE_MODES, PRESETS
 from fakescope.errors import FakescopeError
+from fakescope.training.config import COMPILE_MODES, PRESETS
 
 # the training-config fields that have a command-line flag of the same name
 TRAIN_FLAGS = (
@@ -158,8 +159,8 @@ def _named_source(arg: str) -> tuple[str | None, str]:
 
 
 def run_train(args) -> int:
-    from fakescope.config import resolve_config
-    from fakescope.runs import DataArgs, log, resume_args, source_name, train_run
+    from fakescope.training.config import resolve_config
+    from fakescope.training.runs import DataArgs, log, resume_args, source_name, train_run
 
     if args.resume:
         out = Path(args.resume)
@@ -237,8 +238,8 @@ def add_tune(sub) -> None:
 
 
 def run_tune(args) -> int:
-    from fakescope.runs import DataArgs
-    from fakescope.tune import tune
+    from fakescope.training.runs import DataArgs
+    from fakescope.training.tune import tune
 
     c = classes(args)
     data = DataArgs(

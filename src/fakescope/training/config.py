@@ -42,8 +42,8 @@ class TrainConfig:
     eval_batch_size: int = 1024
     # Native-resolution models (input rule `tiles`): train on random `crop`×`crop` crops of the
     # images at their own pixel scale (decoded as centre `image_size` crops, never resized),
-    # through the shortcut-free pipeline of `fakescope.augment` (both classes alike). 0 = the
-    # thumbnail recipe (whole images resized to `image_size`).
+    # through the shortcut-free pipeline of `fakescope.training.augment` (both classes alike).
+    # 0 = the thumbnail recipe (whole images resized to `image_size`).
     crop: int = 0
     augment: dict[str, Any] | None = None  # AugmentConfig overrides
     tiles: dict[str, Any] | None = None  # TileRule overrides for the model's input rule

@@ -21,7 +21,7 @@ from fakescope.errors import FakescopeError
 from fakescope.fileio import ensure_writable_dir, write_json, write_text
 from fakescope.metrics import compute_metrics
 from fakescope.plots import evaluation_plots
-from fakescope.runs import log
+from fakescope.training.runs import log
 
 
 def score_labelled(
@@ -83,7 +83,7 @@ def evaluate(
     )
     leaked: set[int] = set()
     if dedupe_against:
-        from fakescope.audit import leaked_indices
+        from fakescope.evaluation.audit import leaked_indices
 
         leaked = set(leaked_indices(files, dedupe_against, classes=classes))
         log(f"{len(leaked)} test files are byte-identical to training files: left out")

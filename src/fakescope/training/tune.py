@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from fakescope.choices import BATCH_SIZES, LR_RANGE, OPTIMIZERS
-from fakescope.config import resolve_config
 from fakescope.errors import missing_extra
 from fakescope.fileio import ensure_writable_dir, write_json, write_text
-from fakescope.runs import DataArgs, load_train_data, log
-from fakescope.training import fit
+from fakescope.training.config import resolve_config
+from fakescope.training.loop import fit
+from fakescope.training.runs import DataArgs, load_train_data, log
 
 # The search space (also shown by `fakescope tune --help`).
 

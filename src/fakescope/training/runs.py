@@ -6,7 +6,7 @@ Run folder: `config.json` (model + resolved training config + metrics), `model.s
 
 Under `torchrun` every process runs `train_run`; rank 0 alone logs and writes the run folder,
 and it decodes the data first so the other ranks on its node read the cache
-(`fakescope.distributed`).
+(`fakescope.training.distributed`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from fakescope.config import TrainConfig
 from fakescope.data import (
     ClassNames,
     ImageSet,
@@ -33,13 +32,20 @@ from fakescope.data import (
 )
 from fakescope.data.splits import split_two
 from fakescope.detector import Detector
-from fakescope.distributed import Dist, broadcast_object, env_rank, local_main_first, process_group
 from fakescope.errors import FakescopeError
 from fakescope.fileio import ensure_writable_dir, write_bytes, write_json, write_text
 from fakescope.metrics import compute_metrics
 from fakescope.model_dir import model_config, save_model
 from fakescope.models import resolve_device
-from fakescope.training import fit
+from fakescope.training.config import TrainConfig
+from fakescope.training.distributed import (
+    Dist,
+    broadcast_object,
+    env_rank,
+    local_main_first,
+    process_group,
+)
+from fakescope.training.loop import fit
 
 
 @dataclass
@@ -251,7 +257,7 @@ def _train_run(
 
 def resume_args(run_dir: Path) -> tuple[TrainConfig, DataArgs]:
     """Config and data of an interrupted run, from its checkpoint and data.json."""
-    from fakescope.training import checkpoint_config
+    from fakescope.training.loop import checkpoint_config
 
     cfg = TrainConfig(**checkpoint_config(run_dir))
     try:

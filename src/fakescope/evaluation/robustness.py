@@ -1,4 +1,5 @@
-"""Robustness report: a model's metrics under the perturbation grid of `fakescope.perturb`.
+"""Robustness report: a model's metrics under the perturbation grid of
+`fakescope.evaluation.perturb`.
 
 Each labelled image is read from its raw bytes, scored as it is ("clean"), then decoded once to
 upright RGB and perturbed in memory by every perturbation; every variant goes through
@@ -26,9 +27,9 @@ from tqdm import tqdm
 from fakescope.data import ClassNames, list_labelled
 from fakescope.detector import Detector
 from fakescope.errors import FakescopeError, ImageError
+from fakescope.evaluation.perturb import Perturbation, decode_rgb, select
 from fakescope.fileio import ensure_writable_dir, write_json, write_text
 from fakescope.metrics import compute_metrics
-from fakescope.perturb import Perturbation, decode_rgb, select
 
 VERDICTS = ("real", "fake", "uncertain")
 CODE = {v: i for i, v in enumerate(VERDICTS)}

@@ -10,7 +10,7 @@ the rest of the optimizer state as JSON in the safetensors metadata. One file, s
 leave a checkpoint whose parts disagree, and nothing is unpickled on resume.
 
 Under `torchrun` the same loop runs data-parallel (DistributedDataParallel; the rules are in
-`fakescope.distributed`): every rank draws the same permutation and takes its slice of each
+`fakescope.training.distributed`): every rank draws the same permutation and takes its slice of each
 global batch, epoch loss / accuracy and validation are summed over ranks, rank 0's row decides
 early stopping for all, and only rank 0 logs and writes the checkpoint. With one process every
 step is the single-process loop, bit for bit.
@@ -31,16 +31,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from fakescope.config import TrainConfig
-from fakescope.distributed import (
-    Dist,
-    all_reduce_sum,
-    broadcast_buffers,
-    broadcast_object,
-    check_in_sync,
-    current,
-    device_for,
-)
 from fakescope.errors import FakescopeError
 from fakescope.fileio import atomic_path
 from fakescope.models import (
@@ -49,6 +39,16 @@ from fakescope.models import (
     build_model,
     resolve_device,
     to_input,
+)
+from fakescope.training.config import TrainConfig
+from fakescope.training.distributed import (
+    Dist,
+    all_reduce_sum,
+    broadcast_buffers,
+    broadcast_object,
+    check_in_sync,
+    current,
+    device_for,
 )
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -144,7 +144,7 @@ def crop_batch(
 ) -> torch.Tensor:
     """Native-resolution recipe: each image through the shortcut-free pipeline to one crop
     (`labels` for the reals-only resampling step)."""
-    from fakescope.augment import AugmentConfig, augment_batch
+    from fakescope.training.augment import AugmentConfig, augment_batch
 
     aug = AugmentConfig(**(cfg.augment or {}))
     return torch.from_numpy(augment_batch(x[idx.numpy()], cfg.crop, rng, aug, labels))
