@@ -39,18 +39,16 @@ import numpy as np
 from PIL import Image
 
 from fakescope.backends.onnx_runner import (
-    VARIANTS,
     OnnxRunner,
     default_threads,
     ort_session,
     session_options,
-    variants_present,
 )
 from fakescope.calibration import apply_calibration
 from fakescope.data import list_labelled
 from fakescope.detector import Detector, pick_backend
 from fakescope.metrics import compute_metrics
-from fakescope.model_dir import resolve_model_dir
+from fakescope.model_dir import VARIANTS, resolve_model_dir, variants_present
 
 
 def cpu_name() -> str:

@@ -40,7 +40,14 @@ from fakescope.calibration import apply_calibration, verdict
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.fetch import url_bytes
 from fakescope.images import ImageSource, load_rgb, open_image, pad_to, to_model_input
-from fakescope.model_dir import CONFIG, WEIGHTS, read_config, resolve_model_dir, sha256_file
+from fakescope.model_dir import (
+    CONFIG,
+    WEIGHTS,
+    read_config,
+    resolve_model_dir,
+    sha256_file,
+    variants_present,
+)
 from fakescope.tiles import TileRule, aggregate, cut, restore_scale
 
 ROW_FIELDS = (
@@ -85,8 +92,6 @@ def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device
 
 def _onnx_variants(path: Path) -> list[str]:
     """The ONNX backends whose files this folder has, fastest first."""
-    from fakescope.backends.onnx_runner import variants_present
-
     return variants_present(path)
 
 

@@ -114,7 +114,7 @@ def export_onnx(
     activation ranges from `calibration_n` training images of `calibration_data`. By default
     the file goes into the model's folder (`model.onnx` / `model.int8.onnx`), where its record
     and SHA-256 are written into `config.json` for the `onnx` / `onnx-int8` backends."""
-    from fakescope.backends.onnx_runner import VARIANTS
+    from fakescope.model_dir import VARIANTS
 
     if exporter not in EXPORTERS:
         raise FakescopeError(f"unknown exporter {exporter!r} ({' or '.join(EXPORTERS)})")

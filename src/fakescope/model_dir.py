@@ -1,9 +1,9 @@
 """Model folders: what a model is on disk, below both the `Detector` and the backends.
 
 A model is a folder with `config.json` (`CONFIG`) + weights (`WEIGHTS`, safetensors) and maybe
-exported ONNX graphs (`fakescope.backends.onnx_runner.VARIANTS`): a run folder, or a shipped
-model under `fakescope/weights/` (`WEIGHTS_DIR`). This module knows the file names, lists the
-shipped models and their one-line summaries, resolves a name or path to a folder, reads and
+exported ONNX graphs (`VARIANTS`, run by `fakescope.backends.onnx_runner`): a run folder, or a
+shipped model under `fakescope/weights/` (`WEIGHTS_DIR`). This module knows the file names, lists
+the shipped models and their one-line summaries, resolves a name or path to a folder, reads and
 writes the config (`model_config` is the one a training run writes) and checks files by SHA-256.
 
 It imports no torch (`save_model` imports safetensors when called) and nothing that scores.
@@ -24,6 +24,12 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "auto"
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 ONNX_FILE = "model.onnx"
+# ONNX backend name -> (graph file in the model folder, config key of its record); the file's
+# SHA-256 is under the key + "_sha256". Fastest first: `auto` takes the first one a folder has.
+VARIANTS = {
+    "onnx-int8": ("model.int8.onnx", "onnx_int8"),
+    "onnx": (ONNX_FILE, "onnx"),
+}
 FORMAT = "fakescope-model/1"
 
 
@@ -33,6 +39,11 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def variants_present(folder: Path) -> list[str]:
+    """The ONNX backends whose graph file this model folder has, fastest first."""
+    return [name for name, (file, _) in VARIANTS.items() if (Path(folder) / file).is_file()]
 
 
 def available_models() -> list[str]:

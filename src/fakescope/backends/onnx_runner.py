@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fakescope.errors import FakescopeError
-from fakescope.model_dir import CONFIG, WEIGHTS, sha256_file
+from fakescope.model_dir import CONFIG, VARIANTS, WEIGHTS, sha256_file
 
 MAX_THREADS = 8
 
@@ -75,19 +75,6 @@ def ort_session(path: Path, opts):
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - ORT raises its own types for bad files
         raise FakescopeError(f"cannot load {path} with onnxruntime: {e}") from None
-
-
-# backend name -> (file in the model folder, config key of its record); the file's SHA-256 is
-# under the key + "_sha256". Fastest first: `auto` takes the first one a folder has.
-VARIANTS = {
-    "onnx-int8": ("model.int8.onnx", "onnx_int8"),
-    "onnx": ("model.onnx", "onnx"),
-}
-
-
-def variants_present(folder: Path) -> list[str]:
-    """The ONNX backends whose graph file this model folder has, fastest first."""
-    return [name for name, (file, _) in VARIANTS.items() if (Path(folder) / file).is_file()]
 
 
 def load_onnx(folder: Path, config: dict, device: str, backend: str = "onnx") -> OnnxRunner:

@@ -41,7 +41,7 @@ from fakescope.detector import Detector
 from fakescope.errors import FakescopeError
 from fakescope.fileio import atomic_path, ensure_writable_dir, write_json, write_text
 from fakescope.metrics import compute_metrics
-from fakescope.model_dir import CONFIG, WEIGHTS, resolve_model_dir, sha256_file
+from fakescope.model_dir import CONFIG, VARIANTS, WEIGHTS, resolve_model_dir, sha256_file
 
 MIN_PER_CLASS = 10
 SUMMARY_KEYS = (
@@ -213,7 +213,7 @@ def _write_model(src: Path, out: Path, config: dict[str, Any]) -> None:
         raise FakescopeError(f"{out / WEIGHTS}: copy does not match weights_sha256")
     # The source's ONNX graphs too (their SHA-256s are in the config): the copy then scores on
     # the same backend, and so the same logits, that the calibration was fitted to.
-    for graph in ("model.onnx", "model.int8.onnx"):
+    for graph, _ in VARIANTS.values():
         if (src / graph).is_file():
             with atomic_path(out / graph) as tmp:
                 shutil.copyfile(src / graph, tmp)

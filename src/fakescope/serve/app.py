@@ -267,6 +267,13 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
     app.state.settings = settings
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_info_routes(app, settings)
+    _add_scoring_routes(app, settings)
+    return app
+
+
+def _add_info_routes(app: FastAPI, settings: ServeSettings) -> None:
+    """The page, /healthz and the model cards."""
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> Response:
@@ -306,6 +313,10 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
         configs = {name: m.config for name, m in members_of(det).items()}
         card = model_card(det.name, det.config, configs)
         return json_response({**card, "device": str(det.device)})
+
+
+def _add_scoring_routes(app: FastAPI, settings: ServeSettings) -> None:
+    """POST /predict (micro-batched) and /explain (one image, one Grad-CAM at a time)."""
 
     @app.post(
         f"{API}/predict",
@@ -381,8 +392,6 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
                 "filename": upload.filename,
             }
         )
-
-    return app
 
 
 def _png(image) -> tuple[bytes, tuple[int, int]]:

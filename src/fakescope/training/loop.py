@@ -429,6 +429,59 @@ def make_ema(model: nn.Module, cfg: TrainConfig):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
 
 
+def _check_run(cfg: TrainConfig, device: torch.device, d: Dist) -> None:
+    """Refuse a run that cannot work, before any model is built."""
+    if cfg.batch_size % d.world:
+        raise FakescopeError(
+            f"batch size {cfg.batch_size} (the global batch) must be a multiple of the "
+            f"{d.world} processes"
+        )
+    if cfg.compile != "off" and device.type != "cuda":
+        raise FakescopeError(
+            "--compile is for CUDA devices (it removes the GPU's per-kernel launch cost); "
+            "torch's CPU compiler crashed on training steps here, so the CPU trains eagerly"
+        )
+
+
+def _load_start_weights(model: nn.Module, cfg: TrainConfig, log) -> None:
+    """A new run's starting weights: a pretrained backbone (--pretrained), then a whole
+    fakescope model of the same architecture (--init)."""
+    if cfg.pretrained:
+        from fakescope.models import load_backbone_file, pretrained_backbone_file
+
+        path = (
+            pretrained_backbone_file(cfg.arch) if cfg.pretrained == "imagenet" else cfg.pretrained
+        )
+        if not hasattr(model.net, "load_backbone"):
+            raise FakescopeError(f"architecture {cfg.arch!r} takes no pretrained backbone")
+        model.net.load_backbone(load_backbone_file(path))
+        log(f"backbone weights: {path}")
+    if cfg.init:
+        from fakescope.model_dir import WEIGHTS, read_config, resolve_model_dir
+        from fakescope.models import load_classifier
+
+        path, _ = resolve_model_dir(cfg.init)
+        init_cfg = read_config(path)
+        if init_cfg.get("arch") != cfg.arch:
+            raise FakescopeError(
+                f"--init {cfg.init} is a {init_cfg.get('arch')!r} model, not {cfg.arch!r}"
+            )
+        model.load_state_dict(load_classifier(path / WEIGHTS, init_cfg).state_dict())
+        log(f"initial weights: {path}")
+
+
+def _record_val_loss(state: TrainState, val_loss: float, patience: int) -> bool:
+    """Early-stopping bookkeeping after an epoch (`state.epoch` is the epoch just done): True
+    when its validation loss is the best so far (its weights are then kept)."""
+    if val_loss < state.best_val_loss:
+        state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
+        return True
+    state.bad_epochs += 1
+    if patience and state.bad_epochs >= patience:
+        state.stopped_early = True
+    return False
+
+
 def fit(
     cfg: TrainConfig,
     x_train: np.ndarray,
@@ -449,16 +502,7 @@ def fit(
     docstring); only rank 0 logs and writes."""
     d = current()
     device = device_for(resolve_device(cfg.device), d)
-    if cfg.batch_size % d.world:
-        raise FakescopeError(
-            f"batch size {cfg.batch_size} (the global batch) must be a multiple of the "
-            f"{d.world} processes"
-        )
-    if cfg.compile != "off" and device.type != "cuda":
-        raise FakescopeError(
-            "--compile is for CUDA devices (it removes the GPU's per-kernel launch cost); "
-            "torch's CPU compiler crashed on training steps here, so the CPU trains eagerly"
-        )
+    _check_run(cfg, device, d)
     if not d.main:
         log, progress = (lambda _msg: None), False
     torch.manual_seed(cfg.seed)
@@ -466,28 +510,8 @@ def fit(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = build_model(cfg.arch)
-    if cfg.pretrained and not resume:
-        from fakescope.models import load_backbone_file, pretrained_backbone_file
-
-        path = (
-            pretrained_backbone_file(cfg.arch) if cfg.pretrained == "imagenet" else cfg.pretrained
-        )
-        if not hasattr(model.net, "load_backbone"):
-            raise FakescopeError(f"architecture {cfg.arch!r} takes no pretrained backbone")
-        model.net.load_backbone(load_backbone_file(path))
-        log(f"backbone weights: {path}")
-    if cfg.init and not resume:
-        from fakescope.model_dir import read_config, resolve_model_dir
-        from fakescope.models import load_classifier
-
-        path, _ = resolve_model_dir(cfg.init)
-        init_cfg = read_config(path)
-        if init_cfg.get("arch") != cfg.arch:
-            raise FakescopeError(
-                f"--init {cfg.init} is a {init_cfg.get('arch')!r} model, not {cfg.arch!r}"
-            )
-        model.load_state_dict(load_classifier(path / "model.safetensors", init_cfg).state_dict())
-        log(f"initial weights: {path}")
+    if not resume:
+        _load_start_weights(model, cfg, log)
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -549,17 +573,8 @@ def fit(
         row = {"epoch": state.epoch, **row, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
         row = broadcast_object(row, d)  # rank 0's row decides early stopping for every rank
         state.history.append(row)
-        if row["val_loss"] < state.best_val_loss:
-            state.best_val_loss, state.best_epoch, state.bad_epochs = (
-                row["val_loss"],
-                state.epoch,
-                0,
-            )
+        if _record_val_loss(state, row["val_loss"], cfg.patience):
             best = _cpu_state(scored)
-        else:
-            state.bad_epochs += 1
-            if cfg.patience and state.bad_epochs >= cfg.patience:
-                state.stopped_early = True
         log(
             f"epoch {state.epoch:3d}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
             f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  {seconds:.1f}s"
