@@ -1,5 +1,5 @@
-"""No import circles inside `src/fakescope` (issue 19), so that the layers in
-`docs/architecture.md` stay layers.
+"""No import circles inside `src/fakescope` (issue 19), and every import allowed by the layer
+table in `docs/architecture.md`, so that the layers stay layers and the map stays true.
 
 The graph is read from the source with `ast`, without importing anything:
 
@@ -19,6 +19,7 @@ The graph is read from the source with `ast`, without importing anything:
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -169,3 +170,51 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_a_planted_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}
     assert find_cycles(graph) == [["a", "b", "c", "a"]]
+
+
+ARCHITECTURE = SRC.parent / "docs" / "architecture.md"
+
+
+def layer_table() -> list[tuple[list[str], set[str]]]:
+    """docs/architecture.md's table: (the row's modules, the modules it may import), bottom up.
+    `foundations` names the first row's modules, `everything above` every earlier row's."""
+    rows: list[tuple[list[str], set[str]]] = []
+    for line in ARCHITECTURE.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([\w.]+)`", re.sub(r"\([^)]*\)", "", cells[0]))
+        allowed_text = re.sub(r"\([^)]*\)", "", cells[2])  # a parenthesis only explains
+        allowed = set(re.findall(r"`([\w.]+)`", allowed_text))
+        if "foundations" in allowed_text:
+            allowed |= set(rows[0][0])
+        if "everything above" in allowed_text:
+            allowed |= {n for r, _ in rows for n in r}
+        rows.append((names, allowed | set(names)))
+    return rows
+
+
+def _group(module: str) -> str:
+    """`fakescope.training.loop` -> `training`; the package itself -> `fakescope`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_the_architecture_table_covers_the_tree():
+    rows = layer_table()
+    listed = [n for names, _ in rows for n in names]
+    groups = {_group(m) for m in module_files()}
+    assert len(listed) == len(set(listed)), "a module is in two rows of docs/architecture.md"
+    assert groups - set(listed) == set(), "modules missing from docs/architecture.md"
+    assert set(listed) - groups == set(), "docs/architecture.md names modules that do not exist"
+
+
+def test_imports_follow_the_architecture_table():
+    allowed = {n: ok for names, ok in layer_table() for n in names}
+    wrong = sorted(
+        f"{a} imports {b}"
+        for a, targets in import_graph().items()
+        for b in targets
+        if _group(b) not in allowed[_group(a)]
+    )
+    assert not wrong, "imports that docs/architecture.md does not allow:\n  " + "\n  ".join(wrong)
