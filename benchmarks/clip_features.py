@@ -38,10 +38,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--sources", nargs="+", default=list(SOURCES), help="default: every source")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     enc = clip.Encoder()
-    for name in SOURCES:
+    for name in args.sources:
         for split in ("train", "validation"):
             f = args.out / f"{name}_{split}.npz"
             if f.exists():
