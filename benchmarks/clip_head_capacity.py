@@ -23,15 +23,24 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 
+def mlp(width: int) -> MLPClassifier:
+    """The one MLP head every table uses (standardised inputs, early stopping)."""
+    return MLPClassifier((width,), alpha=1e-2, early_stopping=True, max_iter=300, random_state=0)
+
+
+def pair_auc(p: np.ndarray, y: np.ndarray, src: np.ndarray, fake: str, reals: str) -> str:
+    """ROC-AUC of a fake source against the reals it is paired with."""
+    m = ((src == fake) & (y == 1)) | ((src == reals) & (y == 0))
+    return f"{roc_auc_score(y[m], p[m]):.3f}"
+
+
 def heads() -> dict[str, object]:
     out: dict[str, object] = {
         f"logistic C={c}": LogisticRegression(C=c, max_iter=3000)
         for c in (0.1, 0.3, 1.0, 3.0, 10.0)
     }
     for width in (256, 1024):
-        out[f"MLP {width}"] = MLPClassifier(
-            (width,), alpha=1e-2, early_stopping=True, max_iter=300, random_state=0
-        )
+        out[f"MLP {width}"] = mlp(width)
     return out
 
 
@@ -90,14 +99,11 @@ def loso(work: Path) -> None:
                 xva = eva
             else:
                 scale = StandardScaler().fit(etr[keep])
-                h = MLPClassifier(
-                    (1024,), alpha=1e-2, early_stopping=True, max_iter=300, random_state=0
-                )
+                h = mlp(1024)
                 h.fit(scale.transform(etr[keep]), ytr[keep])
                 xva = scale.transform(eva)
             p = h.predict_proba(xva)[:, 1]
-            m = ((sva == f) & (yva == 1)) | ((sva == reals) & (yva == 0))
-            cells.append(f"{roc_auc_score(yva[m], p[m]):.3f}")
+            cells.append(pair_auc(p, yva, sva, f, reals))
         print(f"| {kind} | " + " | ".join(cells) + " |")
 
 
@@ -117,7 +123,7 @@ def all_sources(work: Path) -> None:
             w * up,
         ),
         "MLP 1024, unweighted": (
-            MLPClassifier((1024,), alpha=1e-2, early_stopping=True, max_iter=300, random_state=0),
+            mlp(1024),
             None,
         ),
     }
@@ -125,14 +131,11 @@ def all_sources(work: Path) -> None:
     print("| head (all sources) | " + " | ".join(fakes) + " |")
     print("|---|" + "---|" * len(fakes))
     for name, (h, sw) in variants.items():
-        mlp = isinstance(h, MLPClassifier)
-        xtr, xva = (scale.transform(etr), scale.transform(eva)) if mlp else (etr, eva)
+        is_mlp = isinstance(h, MLPClassifier)
+        xtr, xva = (scale.transform(etr), scale.transform(eva)) if is_mlp else (etr, eva)
         h.fit(xtr, ytr, **({"sample_weight": sw} if sw is not None else {}))
         p = h.predict_proba(xva)[:, 1]
-        cells = []
-        for f in fakes:
-            m = ((sva == f) & (yva == 1)) | ((sva == PAIRED_REALS[f]) & (yva == 0))
-            cells.append(f"{roc_auc_score(yva[m], p[m]):.3f}")
+        cells = [pair_auc(p, yva, sva, f, PAIRED_REALS[f]) for f in fakes]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
