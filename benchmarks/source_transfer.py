@@ -13,9 +13,10 @@ embeddings of every *other* source's training split (S's reals too when S has it
 tests on S's validation fakes against their paired validation reals (`sources.PAIRED_REALS`).
 The tile column is the given tile model, valid as "held out" only for sources it never trained
 on (its config's data sources); the fusion column combines both, its combiner fitted on the
-other sources' validation images (never S's, nor the reals S is tested against). AUC, and
-the share of S's fakes caught at the threshold that calls 5% of the other sources' validation
-reals fake (the same exclusions).
+other sources' validation images (never S's, nor the reals S is tested against). As shipped,
+the fusion also gets a probe trained on each `--specialist` source alone (aivsreal256) unless
+that source is the one held out. AUC, and the share of S's fakes caught at the threshold that
+calls 5% of the other sources' validation reals fake (the same exclusions).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sources import FAKE_SOURCES, PAIRED_REALS, SOURCES, load_split
 
+SPECIALIST_C = 1.0  # the per-source probes beside it (scripts/ship_photo_fusion.py)
 C = 0.3  # inverse L2 strength of the CLIP head (unit-length embeddings), chosen by the LOSO mean
 BALANCE = 0.5  # a source's weight within its class, by size**BALANCE (as training samples)
 
@@ -112,6 +114,12 @@ def cmd_loso(args) -> None:
         head = fit_head(emb, y, src)
         vemb, vy, vsrc = load_clip(args.work, "validation")
         zc = head.decision_function(vemb)
+        cols = [zc]
+        for name in args.specialist:  # a probe of its own (as shipped), unless held out
+            if name != held:
+                m = src == name
+                probe = LogisticRegression(C=SPECIALIST_C, max_iter=3000).fit(emb[m], y[m])
+                cols.append(probe.decision_function(vemb))
         parts_c = {n: (zc[vsrc == n], vy[vsrc == n]) for n in SOURCES}
         parts_t = {n: (tz[n]["z"], tz[n]["y"]) for n in SOURCES}
         # combiner on the other sources' validation images
@@ -119,11 +127,11 @@ def cmd_loso(args) -> None:
         zt_all = np.concatenate([tz[n]["z"] for n in SOURCES])
         comb = LogisticRegression(C=1.0)
         comb.fit(
-            np.c_[zt_all[keep], zc[keep]],
+            np.c_[zt_all, *cols][keep],
             vy[keep],
             sample_weight=balanced_weights(vsrc[keep], vy[keep]),
         )
-        zf = comb.decision_function(np.c_[zt_all, zc])
+        zf = comb.decision_function(np.c_[zt_all, *cols])
         parts_f = {n: (zf[vsrc == n], vy[vsrc == n]) for n in SOURCES}
         real_train = keep & (vy == 0)
         row = {"held_out": held, "n_fake": int(parts_c[held][1].sum())}
@@ -153,6 +161,12 @@ def main() -> None:
     t.set_defaults(func=cmd_tiles)
     lo = sub.add_parser("loso")
     lo.add_argument("--tiles-model", default="photo-effnet-lite2")
+    lo.add_argument(
+        "--specialist",
+        nargs="*",
+        default=["aivsreal256"],
+        help="sources with a CLIP probe of their own in the fusion (as shipped)",
+    )
     lo.set_defaults(func=cmd_loso)
     args = ap.parse_args()
     args.func(args)

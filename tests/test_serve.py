@@ -280,7 +280,7 @@ def test_concurrent_requests_get_their_own_rows_in_order(det):
 
 def test_rows_carry_the_threshold_of_the_model_that_scored_them(client, det):
     """Issue 18.2: under `auto` a thumbnail is judged at cifake-resnet10s's threshold, a photo
-    at the photo model's (photo-fusion: 0.7485, with its uncertain band), and the row says so."""
+    at the photo model's (photo-fusion: 0.7251, with its uncertain band), and the row says so."""
     members = {d.name: d for _, d in det.routes}
     named = {"thumb.png": _png(1, 32), "photo.png": _png(2, 300), "junk.png": b"not an image"}
     rows = client.post(PREDICT, files=_files(named)).json()

