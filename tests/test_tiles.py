@@ -13,7 +13,7 @@ from fakescope.detector import Detector
 from fakescope.images import native_crop, pad_to
 from fakescope.model_dir import model_config, save_model
 from fakescope.models import build_model
-from fakescope.tiles import TileRule, aggregate, cut, grid
+from fakescope.tiles import TileRule, aggregate, cut, few_tiles_factor, fit_few_tiles, grid
 from fakescope.training.augment import AugmentConfig, augment_image, jpeg
 
 
@@ -49,6 +49,32 @@ def test_aggregation_does_not_depend_on_tile_order():
         rule = TileRule(aggregate=agg, topk=0.25)
         assert aggregate(z, rule) == pytest.approx(aggregate(rng.permutation(z), rule))
     assert aggregate(z, TileRule(aggregate="topk", topk=0.25)) >= aggregate(z, TileRule())
+
+
+def test_few_tiles_pull_toward_the_centre_and_leave_larger_images_alone():
+    rule = TileRule(few_tiles=4, few_ratio=0.6, few_centre=-0.2)
+    z = np.array([3.0])
+    assert aggregate(z, TileRule()) == 3.0  # off by default
+    one = aggregate(z, rule)
+    assert -0.2 < one < 3.0  # pulled toward the centre, same side
+    assert one == pytest.approx(-0.2 + 3.2 * (1 + 0.6 / 4) / (1 + 0.6))
+    assert few_tiles_factor(1, rule) < few_tiles_factor(2, rule) < few_tiles_factor(3, rule) < 1
+    for n in (4, 27, 100):  # at the calibration photos' count and above: untouched
+        assert aggregate(np.full(n, 3.0), rule) == pytest.approx(3.0)
+
+
+def test_fit_few_tiles_recovers_the_variance_ratio():
+    """Simulated per-tile logits: image effect sd 1.2, tile noise sd 0.9 (ratio 0.5625)."""
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(3000), np.ones(3000)].astype(int)
+    centres = np.where(y == 1, 1.5, -2.0) + rng.normal(0, 1.2, len(y))
+    per_tile = [c + rng.normal(0, 0.9, 4) for c in centres]
+    few = fit_few_tiles(per_tile, y)
+    assert few["few_tiles"] == 4
+    assert few["few_ratio"] == pytest.approx(0.81 / 1.44, rel=0.1)
+    assert few["few_centre"] == pytest.approx(-0.25, abs=0.06)
+    with pytest.raises(ValueError, match="two tiles"):
+        fit_few_tiles([np.zeros(1), np.zeros(4)], np.array([0, 1]))
 
 
 def test_cut_returns_the_pixels_at_native_scale():

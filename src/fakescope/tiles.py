@@ -9,6 +9,16 @@ Grid: along each axis, the fewest tile positions that cover the image with at le
 more than `budget` tiles, a coarser grid of at most `budget` tiles is spread evenly over the whole
 image instead (gaps between tiles, but every region of the photo is sampled), so time and memory
 stay bounded for any image size.
+
+Few tiles, less evidence: the mean of n tile logits varies between images as
+sigma_b^2 + sigma_w^2 / n (between images, within an image), so an image of one tile (a 128-px
+photo) is scored more extremely than the 4-tile photos the threshold was set on, and more of its
+reals cross the threshold. With `few_tiles` = n_ref (the calibration photos' tile count), an
+image of n < n_ref tiles has its logit pulled toward `few_centre` (the class midpoint) by the
+ratio of the two variances, (1 + r / n_ref) / (1 + r / n) with r = sigma_w^2 / sigma_b^2: the
+slope a Gaussian model of the two classes gives for n tiles against n_ref (fitted on held-out
+photos by `fit_few_tiles`). Images of n_ref tiles or more are untouched, so a large photo is
+never scored more confidently than the calibration photos.
 """
 
 from __future__ import annotations
@@ -31,6 +41,11 @@ class TileRule:
     # Halve an image whose pixels carry no detail at their own scale (an enlargement far beyond
     # its content, see `restore_scale`) before tiling; 0 = off.
     detail_floor: float = 0.0
+    # Images with fewer tiles than `few_tiles` are scored less confidently (module docstring);
+    # 0 = off.
+    few_tiles: int = 0
+    few_ratio: float = 0.0  # r = within-image / between-image variance of tile logits
+    few_centre: float = 0.0  # the logit they are pulled toward
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,11 +92,39 @@ def aggregate(logits: np.ndarray, rule: TileRule) -> float:
     """
     logits = np.asarray(logits, dtype=np.float64)
     if rule.aggregate == "mean":
-        return float(logits.mean())
-    if rule.aggregate == "topk":
+        z = float(logits.mean())
+    elif rule.aggregate == "topk":
         k = max(1, math.ceil(rule.topk * len(logits)))
-        return float(np.sort(logits)[-k:].mean())
-    raise ValueError(f"unknown aggregation {rule.aggregate!r} (mean or topk)")
+        z = float(np.sort(logits)[-k:].mean())
+    else:
+        raise ValueError(f"unknown aggregation {rule.aggregate!r} (mean or topk)")
+    return rule.few_centre + (z - rule.few_centre) * few_tiles_factor(len(logits), rule)
+
+
+def few_tiles_factor(n: int, rule: TileRule) -> float:
+    """How much of an n-tile image's logit deviation is kept (1 at `few_tiles` and above)."""
+    if n >= rule.few_tiles:
+        return 1.0
+    return (1 + rule.few_ratio / rule.few_tiles) / (1 + rule.few_ratio / n)
+
+
+def fit_few_tiles(tile_logits: list[np.ndarray], y: np.ndarray) -> dict:
+    """`few_tiles`, `few_ratio`, `few_centre` from held-out images' per-tile logits (each
+    image n_ref tiles or more, n_ref = the smallest count; labels `y`, 0 real / 1 fake):
+    the pooled within-image variance, the between-image variance of the means within each
+    class, and the midpoint of the two class means."""
+    n_ref = min(len(t) for t in tile_logits)
+    if n_ref < 2:
+        raise ValueError("every held-out image needs at least two tiles")
+    means = np.array([np.mean(t) for t in tile_logits])
+    within = float(np.mean([np.var(t, ddof=1) for t in tile_logits]))
+    n_mean = float(np.mean([len(t) for t in tile_logits]))
+    between_of_means = float(
+        sum(np.var(means[y == c], ddof=1) * (np.sum(y == c) - 1) for c in (0, 1)) / (len(y) - 2)
+    )
+    between = max(between_of_means - within / n_mean, 1e-6)
+    centre = float((means[y == 0].mean() + means[y == 1].mean()) / 2)
+    return {"few_tiles": int(n_ref), "few_ratio": within / between, "few_centre": centre}
 
 
 def detail(a: np.ndarray) -> float:
