@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fakescope.fileio import write_text
 from fakescope.model_dir import WEIGHTS_DIR
+from fakescope.tiles import TileRule, few_tiles_factor
 
 SOURCES_TEXT = {
     "aivsreal256": "people photos, real vs AI-generated or AI-edited (256 px, resized)",
@@ -158,11 +159,7 @@ def main() -> None:
     g = rel["graphics"]
     lv = rel["resampled"]["levels"]
     inp = tcfg["input"]
-    few = (
-        (1 + inp["few_ratio"] / inp["few_tiles"]) / (1 + inp["few_ratio"])
-        if inp.get("few_tiles")
-        else 1.0
-    )
+    few = few_tiles_factor(1, TileRule(**{k: v for k, v in inp.items() if k != "rule"}))
     common_limits = f"""- Out of scope: graphics, screenshots, charts, icons and text renders are
   labelled `uncertain` with a `note` (`fakescope.scope`); on {g["n"]} made-up graphics
   {g["out_of_scope"]} were marked, {g["fake_among_in_scope"]} of the others scored `fake`.
