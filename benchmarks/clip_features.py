@@ -39,11 +39,18 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--sources", nargs="+", default=list(SOURCES), help="default: every source")
+    ap.add_argument(
+        "--splits",
+        nargs="+",
+        default=["train", "validation"],
+        choices=["train", "validation"],
+        help="default: both (a remeasure of shipped files needs only validation)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     enc = clip.Encoder()
     for name in args.sources:
-        for split in ("train", "validation"):
+        for split in args.splits:
             f = args.out / f"{name}_{split}.npz"
             if f.exists():
                 continue

@@ -7,10 +7,10 @@ perturbations, same seeds) and splits the fusion logit into its two terms, w_til
 and w_clip * CLIP-head logit, so the shift of each is visible, per source, at the shipped
 thresholds. A `crop-128` row scores one native 128-px tile of each unresized photo.
 
-`--small-combiner` tries next steps (not shipped): a second combiner for images of one tile,
-fitted on the tile model's held-out photos (both classes) resized to 0.5x, and a threshold of
-its own for one-tile images set on those held-out photos by the shipped rule; it reports the
-validation reals called fake and the validation fakes caught at 0.5x under each.
+The fusion logit includes the shipped small-image shift (`fakescope.fusion`) for images of
+one tile. `--small-combiner` compares it with a rejected alternative: a second combiner for
+images of one tile, fitted on the tile model's held-out photos (both classes) resized to 0.5x;
+it reports the validation reals called fake and the validation fakes caught at 0.5x under each.
 
     python benchmarks/resampled_views.py --shared ../shared/data [--small-combiner]
 """
@@ -54,11 +54,12 @@ def validation_reals(shared: Path) -> tuple[list[Image.Image], list[str]]:
 
 def views(
     tiles: Detector, enc: clip.Encoder, head: Head, imgs: list[Image.Image]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(raw tile logits, CLIP-head logits) of `imgs`."""
-    zt = np.array([v for v, _ in tiles.iter_logits([np.asarray(i) for i in imgs])], np.float64)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(raw tile logits, CLIP-head logits, tile counts) of `imgs`."""
+    x = [np.asarray(i) for i in imgs]
+    zt = np.array([v for v, _ in tiles.iter_logits(x)], np.float64)
     zc = head(enc.embed(np.stack([clip.view(i) for i in imgs])))
-    return zt, zc
+    return zt, zc, np.array([len(tiles.arrays_rgb(a)) for a in x])
 
 
 def level_images(imgs: list[Image.Image], level: str) -> list[Image.Image]:
@@ -84,7 +85,7 @@ def small_combiner(args, fusion: Detector, enc: clip.Encoder, half_reals, src) -
     data = DataArgs(**tcfg["training_data"])
     held = load_train_data(TrainConfig(**tcfg["training"]), data, progress=False)[3]
     hs = np.array(data.source_of(held.names))
-    zt, zc = views(
+    zt, zc, _ = views(
         tiles, enc, head, level_images([Image.fromarray(a) for a in held.x], "resampled-0.5x")
     )
     w = source_weights(hs, held.y, 0.5).numpy() * len(hs)
@@ -94,22 +95,11 @@ def small_combiner(args, fusion: Detector, enc: clip.Encoder, half_reals, src) -
         ds = load_split(args.shared, name, "validation")
         fakes += [Image.fromarray(a) for a in ds.x[ds.y == 1]]
         fsrc += [name] * int(ds.y.sum())
-    ft, fc = views(tiles, enc, head, level_images(fakes, "resampled-0.5x"))
+    ft, fc, fn = views(tiles, enc, head, level_images(fakes, "resampled-0.5x"))
     fsrc = np.array(fsrc)
-    rt, rc = half_reals
-    # a threshold of its own for one-tile images: the shipped rule (the largest per-source
-    # threshold for <= 5% of the held-out reals called fake) on the held-out photos at 0.5x
-    from fakescope.calibration import threshold_for_fpr
-
-    ph = sigmoid(comb(zt, zc))
-    t1 = max(
-        threshold_for_fpr(ph[(hs == s) & (held.y == 0)], 0.05) for s in np.unique(hs[held.y == 0])
-    )
-    logit_t1 = float(np.log(t1 / (1 - t1)) - np.log(fusion.threshold / (1 - fusion.threshold)))
-    print("one-tile threshold on the held-out photos at 0.5x:", round(float(t1), 4))
+    rt, rc, rn = half_reals
     rows = {
-        "shipped combiner": (comb(rt, rc), comb(ft, fc)),
-        "shipped combiner, one-tile threshold": (comb(rt, rc) - logit_t1, comb(ft, fc) - logit_t1),
+        "shipped combiner (small-image shift)": (comb(rt, rc, rn), comb(ft, fc, fn)),
         "held-out 0.5x combiner": (
             lr.decision_function(np.c_[rt, rc]),
             lr.decision_function(np.c_[ft, fc]),
@@ -156,19 +146,19 @@ def main() -> None:
     for name in [n for n, _ in PICK] + ["all"]:
         m = np.ones(len(src), bool) if name == "all" else src == name
         for level in LEVELS:
-            zt, zc = out[level]
+            zt, zc, n = out[level]
             pt = apply_calibration(zt[m], tiles.calibration)
-            zf = comb(zt[m], zc[m])
+            zf = comb(zt[m], zc[m], n[m])
             print(
                 f"| {name} | {int(m.sum())} | {level} | {(pt >= tiles.threshold).mean():.1%} | "
                 f"{(sigmoid(zf) >= fusion.threshold).mean():.1%} | "
                 f"{comb.w_tiles * zt[m].mean():+.2f} | {comb.w_clip * zc[m].mean():+.2f} | "
                 f"{np.quantile(zf, 0.9):+.2f} |"
             )
-    zt0, zc0 = out["clean"]
-    zt5, zc5 = out["resampled-0.5x"]
+    zt0, zc0, n0 = out["clean"]
+    zt5, zc5, n5 = out["resampled-0.5x"]
     thr_logit = float(np.log(fusion.threshold / (1 - fusion.threshold)))
-    newly = (comb(zt5, zc5) >= thr_logit) & (comb(zt0, zc0) < thr_logit)
+    newly = (comb(zt5, zc5, n5) >= thr_logit) & (comb(zt0, zc0, n0) < thr_logit)
     d = {
         "newly_fake_at_0.5x": int(newly.sum()),
         "their_sources": {s: int((src[newly] == s).sum()) for s in np.unique(src)},
@@ -183,7 +173,11 @@ def main() -> None:
         np.savez(
             args.json,
             src=src,
-            **{f"{k}_{v}": out[k][i] for k in LEVELS for i, v in enumerate(("tiles", "clip"))},
+            **{
+                f"{k}_{v}": out[k][i]
+                for k in LEVELS
+                for i, v in enumerate(("tiles", "clip", "n_tiles"))
+            },
         )
 
 

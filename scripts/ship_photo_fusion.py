@@ -8,7 +8,8 @@
 2. Fusion (`--fusion-name`, default photo-fusion): a logistic-regression head on the CLIP
    embeddings of the run's training part (every source, weighted n**0.5 like the tile model's
    sampling), and a combiner (logistic regression on [tile logit, CLIP logit]) fitted on the
-   held-out slice, which neither view trained on; threshold and band as in 1.
+   held-out slice, which neither view trained on; threshold and band as in 1; the small-image
+   shift (`fakescope.fusion`) set by the same rule on the held-out photos halved.
 3. Measure the shipped files on every source's validation split (AUC against the paired reals,
    false-positive rate on reals, detection rate on fakes, uncertain), the resampled reals
    (0.5x, 2x, 4x; and the same photos at 256, 1024 and 4000 px) and made-up graphics; write the
@@ -29,6 +30,7 @@ import json
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,9 @@ from fakescope.training.runs import DataArgs, load_train_data, resume_args  # no
 from tests.graphics import make_graphics  # noqa: E402
 
 BALANCE = 0.5
+# the fusion's small-image rule covers images of one tile (both sides at most one tile): the
+# size whose reals were measured to cross the threshold more often (BENCHMARKS.md)
+SMALL_MAX_TILES = 1
 # the CLIP head's inverse L2 strength, chosen on the leave-one-source-out table
 # (benchmarks/source_transfer.py; BENCHMARKS.md): 0.3 transferred best to unseen sources
 HEAD_C = 0.3
@@ -130,6 +135,11 @@ def tile_logits(det: Detector, x) -> np.ndarray:
     return np.array([v for v, _ in det.iter_logits(iter(x), batch_size=256)], np.float64)
 
 
+def tile_counts(det: Detector, x) -> np.ndarray:
+    """How many tiles the tile model cuts from each image (the fusion's small-image rule)."""
+    return np.array([len(det.arrays_rgb(np.asarray(a))) for a in x])
+
+
 def metrics_for(prob, y, thr, band) -> dict:
     lab = np.where((prob >= band[0]) & (prob < band[1]), 2, (prob >= thr).astype(int))
     real, fake = y == 0, y == 1
@@ -156,9 +166,10 @@ def measure_inputs(rel, tiles, fusion, head_fn, probs, thr, parts, args) -> None
     reals = reals[: args.resampled_n]
 
     def score(imgs) -> dict[str, np.ndarray]:
-        zt = tile_logits(tiles, [np.asarray(i) for i in imgs])
+        x = [np.asarray(i) for i in imgs]
+        zt = tile_logits(tiles, x)
         zc = head_fn(enc.embed(np.stack([clip.view(i) for i in imgs])))
-        return probs(zt, zc)
+        return probs(zt, zc, tile_counts(tiles, x))
 
     resampled = {}
     for level in ("clean", "resampled-0.5x", "resampled-2x", "resampled-4x"):
@@ -279,6 +290,42 @@ def set_few_tiles(tdir: Path, held) -> Detector:
     return tiles
 
 
+def set_small_images(args, fdir: Path, held, src_held) -> None:
+    """The fusion's small-image shift (`fakescope.fusion`): the shipped threshold rule applied
+    to the held-out photos halved (one tile each; both classes scored, reals set it), as a
+    logit distance above the shipped threshold, into the fusion config's combiner. Never
+    negative: a small image is never scored more confidently than the held-out photos."""
+    fusion = Detector.load(str(fdir), device="cpu", backend="onnx", metadata=False)
+    assert fusion.fusion is not None, "the CLIP encoder is needed: fakescope setup clip"
+    fusion.fusion["combiner"] = replace(fusion.fusion["combiner"], small_shift=0.0)
+    half = [
+        np.asarray(PERTURBATIONS["resampled-0.5x"](Image.fromarray(a), 0, i))
+        for i, a in enumerate(held.x)
+    ]
+    small = tile_counts(fusion.fusion["tiles"], half) <= SMALL_MAX_TILES
+    z = np.array([v for v, _ in fusion.iter_logits(half)], np.float64)
+    th = per_source_threshold(
+        sigmoid(z[small]), held.y[small], np.asarray(src_held)[small], args.target_fpr
+    )
+    shift = max(0.0, logit(th["threshold"]) - logit(fusion.threshold))
+    fcfg = json.loads((fdir / CONFIG).read_text())
+    fcfg["fusion"]["combiner"]["small_images"] = {
+        "max_tiles": SMALL_MAX_TILES,
+        "shift": shift,
+        "fitted_on": "the held-out photos resized to 0.5x (resampled-0.5x), those of at most "
+        "max_tiles tiles: the shipped rule's threshold on them, as a logit above the shipped one",
+        "threshold_halved": th["threshold"],
+        "per_source": th["per_source"],
+        "n": int(small.sum()),
+    }
+    write_json(fdir / CONFIG, fcfg)
+    print("small images:", fcfg["fusion"]["combiner"]["small_images"], flush=True)
+
+
+def logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
 def set_tile_threshold(args, tdir, tiles, zt_held, y, src_held) -> None:
     pt_held = apply_calibration(zt_held, tiles.calibration)
     th = per_source_threshold(pt_held, y, src_held, args.target_fpr)
@@ -327,7 +374,18 @@ def main() -> None:
         help="only fit the shipped tile model's few-tiles rule on its held-out photos, then "
         "remeasure (the rest of both models is unchanged: no held-out photo changes score)",
     )
+    ap.add_argument(
+        "--small-images",
+        action="store_true",
+        help="only fit the shipped fusion's small-image shift on the tile model's held-out "
+        "photos halved, then remeasure (images of more tiles keep their scores)",
+    )
     args = ap.parse_args()
+    if args.small_images:
+        cfg, data = shipped_training(args)
+        held = load_train_data(cfg, data, progress=False)[3]
+        set_small_images(args, args.out / args.fusion_name, held, data.source_of(held.names))
+        return remeasure(args)
     if args.few_tiles:
         cfg, data = shipped_training(args)
         held = load_train_data(cfg, data, progress=False)[3]
@@ -389,6 +447,7 @@ def main() -> None:
     }
     write_json(fdir / CONFIG, fcfg)
     print("fusion:", fcfg["fusion"]["combiner"], fth, flush=True)
+    set_small_images(args, fdir, held, src_held)
 
     measure_shipped(args, rel)
 
@@ -414,29 +473,40 @@ def measure_shipped(args, rel: dict) -> None:
         ds = load_split(args.shared, name, "validation")
         zt = tile_logits(tiles, ds.x)
         zc = head(np.stack([emb_val[n] for n in ds.names]))
-        parts[name] = (ds, zt, zc)
-    # the derived scores are the Detector's (one path): check on a sample
-    ds, zt, zc = parts["sdv1coco"]
-    rows = fusion.predict_batch(list(ds.x[:16]))
-    derived = sigmoid(comb(zt[:16], zc[:16]))
+        parts[name] = (ds, zt, zc, tile_counts(tiles, ds.x))
+    # the derived scores are the Detector's (one path): check on a sample, small images too
+    ds, zt, zc, n = parts["sdv1coco"]
+    half = [
+        np.asarray(PERTURBATIONS["resampled-0.5x"](Image.fromarray(a), 0, i))
+        for i, a in enumerate(ds.x[:8])
+    ]
+    enc = clip.Encoder()
+    zt_h, zc_h = tile_logits(tiles, half), head(enc.embed(np.stack([clip.view(a) for a in half])))
+    rows = fusion.predict_batch(list(ds.x[:16]) + half)
+    derived = np.r_[
+        sigmoid(comb(zt[:16], zc[:16], n[:16])), sigmoid(comb(zt_h, zc_h, tile_counts(tiles, half)))
+    ]
     gap = float(np.max(np.abs(np.array([r["prob_fake"] for r in rows]) - derived)))
     assert gap < 1e-4, f"derived fusion scores differ from the Detector's by {gap}"
     rel["derived_vs_detector_max_abs"] = gap
 
-    def probs(zt, zc):
-        return {"tiles": apply_calibration(zt, tiles.calibration), "fusion": sigmoid(comb(zt, zc))}
+    def probs(zt, zc, n):
+        return {
+            "tiles": apply_calibration(zt, tiles.calibration),
+            "fusion": sigmoid(comb(zt, zc, n)),
+        }
 
     thr = {"tiles": tiles.threshold, "fusion": fusion.threshold}
     band = {"tiles": tiles.uncertain, "fusion": fusion.uncertain}
     per_source = {}
-    for name, (ds, zt, zc) in parts.items():
-        p = probs(zt, zc)
+    for name, (ds, zt, zc, n) in parts.items():
+        p = probs(zt, zc, n)
         row = {}
         for m in ("tiles", "fusion"):
             r = metrics_for(p[m], ds.y, thr[m], band[m])
             if name in PAIRED_REALS:
-                rds, rzt, rzc = parts[PAIRED_REALS[name]]
-                rp = probs(rzt, rzc)[m][rds.y == 0]
+                rds, rzt, rzc, rn = parts[PAIRED_REALS[name]]
+                rp = probs(rzt, rzc, rn)[m][rds.y == 0]
                 s = np.r_[rp, p[m][ds.y == 1]]
                 t = np.r_[np.zeros(len(rp)), np.ones(int(ds.y.sum()))]
                 r["roc_auc"] = float(roc_auc_score(t, s))

@@ -84,6 +84,33 @@ def test_fusion_score_is_the_combiner_of_both_views(fusion_dir):
         assert row["label"] == ("fake" if row["prob_fake"] >= 0.6 else "real")
 
 
+def test_small_images_are_shifted_and_larger_ones_are_not(fusion_dir, tmp_path):
+    """`small_images`: an image of at most `max_tiles` tiles has its fusion logit lowered by
+    `shift` (one threshold for every size); an image of more tiles scores as before."""
+    import json
+    import shutil
+
+    need_clip()
+    shifted = tmp_path / "shifted"
+    shutil.copytree(fusion_dir, shifted)
+    cfg = json.loads((shifted / "config.json").read_text())
+    cfg["fusion"]["combiner"]["small_images"] = {"max_tiles": 1, "shift": 1.5}
+    write_json(shifted / "config.json", cfg)
+    plain = Detector.load(str(fusion_dir), device="cpu", metadata=False)
+    det = Detector.load(str(shifted), device="cpu", metadata=False)
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (30, 28, 3), dtype=np.uint8)  # one 32-px tile (padded)
+    large = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)  # 3×3 grid, 2×2 within budget 6
+    assert [len(det.preprocess(a).tiles) for a in (small, large)] == [1, 4]
+
+    def logit(p: float) -> float:
+        return float(np.log(p / (1 - p)))
+
+    a, b = plain.predict_batch([small, large]), det.predict_batch([small, large])
+    assert logit(b[0]["prob_fake"]) == pytest.approx(logit(a[0]["prob_fake"]) - 1.5, abs=1e-3)
+    assert b[1]["prob_fake"] == a[1]["prob_fake"]
+
+
 def test_without_the_encoder_the_tile_model_scores_and_says_so(fusion_dir, monkeypatch, capsys):
     monkeypatch.setenv("FAKESCOPE_CLIP_ENCODER", str(fusion_dir / "absent.onnx"))
     monkeypatch.setattr(clip, "_candidates", lambda: [fusion_dir / "absent.onnx"])

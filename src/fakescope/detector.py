@@ -413,7 +413,8 @@ class Detector:
             from fakescope.clip import shared_encoder
 
             emb = shared_encoder().embed(np.stack([p.view for p in parts]))
-            z = self.fusion["combiner"](np.array(tiles), self.fusion["head"](emb))
+            n = np.array([len(p.tiles) for p in parts])
+            z = self.fusion["combiner"](np.array(tiles), self.fusion["head"](emb), n)
             return [float(v) for v in z]
         z = self.logits_arrays(np.concatenate(parts))
         ends = np.cumsum([len(x) for x in parts])
@@ -535,11 +536,10 @@ def _load_fusion(cls, path, config, name, device, backend, metadata) -> Detector
     expected = spec.get("head_sha256")
     if expected and sha256_file(head_file) != expected:
         raise FakescopeError(f"{head_file}: SHA-256 does not match {CONFIG}")
-    c = spec["combiner"]
     parts = {
         "tiles": tiles,
         "head": Head.load(head_file),
-        "combiner": Combiner(float(c["w_tiles"]), float(c["w_clip"]), float(c["bias"])),
+        "combiner": Combiner.from_config(spec["combiner"]),
     }
     return cls(config=config, name=name, metadata=metadata, fusion=parts)
 

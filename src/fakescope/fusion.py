@@ -6,9 +6,18 @@ backends), a linear head on CLIP embeddings (`clip_head.safetensors`: `weight` 5
 and a combiner: the image's logit is
 
     w_tiles * (tile model's raw image logit) + w_clip * (head's logit on the CLIP embedding) + b
+        - small_shift  (only for an image of at most `small_max_tiles` tiles)
 
 fitted by logistic regression on held-out photos that neither view trained on; the folder's own
 `calibration` / `threshold` / `uncertain` then apply to that logit like any model's.
+
+Small images, less evidence: an image of one tile (both sides at most one tile, e.g. a 256-px
+photo halved) gives the tile view a quarter of the evidence of the 256-px held-out photos the
+threshold was set on, and more of its reals cross the threshold (BENCHMARKS.md, "Why half-size
+photos"). `small_shift` is the logit distance between the threshold the shipped rule sets on
+the held-out photos halved (one tile each) and the shipped threshold, so one threshold, one
+`prob_fake` and one `uncertain` band hold for every size: a small image's score is lowered,
+not judged against a different line that the web page, `evaluate` and `explain` would not know.
 
 When the CLIP encoder is not installed (`fakescope setup clip`), `Detector.load` falls back to
 the tile model alone, with its own calibrated threshold, and says so once on stderr: rows then
@@ -90,12 +99,28 @@ class Head:
 
 @dataclass
 class Combiner:
+    """The fusion logit from the two views' logits and the image's tile count."""
+
     w_tiles: float
     w_clip: float
     bias: float
+    small_max_tiles: int = 0  # images of at most this many tiles are shifted (0 = none)
+    small_shift: float = 0.0
 
-    def __call__(self, z_tiles: np.ndarray, z_clip: np.ndarray) -> np.ndarray:
-        return self.w_tiles * np.asarray(z_tiles) + self.w_clip * np.asarray(z_clip) + self.bias
+    def __call__(self, z_tiles: np.ndarray, z_clip: np.ndarray, n_tiles: np.ndarray) -> np.ndarray:
+        z = self.w_tiles * np.asarray(z_tiles) + self.w_clip * np.asarray(z_clip) + self.bias
+        return z - self.small_shift * (np.asarray(n_tiles) <= self.small_max_tiles)
+
+    @classmethod
+    def from_config(cls, c: dict) -> Combiner:
+        small = c.get("small_images") or {}
+        return cls(
+            float(c["w_tiles"]),
+            float(c["w_clip"]),
+            float(c["bias"]),
+            int(small.get("max_tiles", 0)),
+            float(small.get("shift", 0.0)),
+        )
 
 
 @dataclass
