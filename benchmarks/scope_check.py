@@ -20,7 +20,15 @@ sys.path.insert(0, str(ROOT))
 
 from sources import SOURCES, load_split  # noqa: E402
 
-from fakescope.scope import FLAT, FLAT_ALONE, PALETTE, SHARP, measure  # noqa: E402
+from fakescope.scope import (  # noqa: E402
+    FLAT,
+    FLAT_ALONE,
+    LIKE_FLAT,
+    LIKE_PALETTE,
+    PALETTE,
+    SHARP,
+    measure,
+)
 from tests.graphics import KINDS, make_graphics  # noqa: E402
 
 
@@ -35,15 +43,22 @@ def main() -> None:
     args = ap.parse_args()
     print(
         f"rule: palette >= {PALETTE} and (flat >= {FLAT_ALONE} or (flat >= {FLAT} and "
-        f"sharp >= {SHARP}))\n"
+        f"sharp >= {SHARP})); graphic-like (never called fake): palette >= {LIKE_PALETTE} "
+        f"and flat >= {LIKE_FLAT}\n"
     )
-    print("| images | n | marked out of scope | flat (median) | palette (median) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| images | n | marked out of scope | graphic-like, in scope (no `fake` verdict) | "
+        "either | flat (median) | palette (median) |"
+    )
+    print("|---|---|---|---|---|---|---|")
 
     def row(label: str, scopes) -> None:
         flags = [s.out_of_scope for s in scopes]
+        like = [s.graphic_like and not s.out_of_scope for s in scopes]
+        either = [a or b for a, b in zip(flags, like, strict=True)]
         print(
             f"| {label} | {len(flags)} | {sum(flags)} ({np.mean(flags):.1%}) | "
+            f"{sum(like)} ({np.mean(like):.1%}) | {sum(either)} ({np.mean(either):.1%}) | "
             f"{np.median([s.flat for s in scopes]):.3f} | "
             f"{np.median([s.palette for s in scopes]):.3f} |"
         )

@@ -169,8 +169,11 @@ def main() -> None:
         False: "the goal of at most 2 points more is missed",
     }
     common_limits = f"""- Out of scope: graphics, screenshots, charts, icons and text renders are
-  labelled `uncertain` with a `note` (`fakescope.scope`); on {g["n"]} made-up graphics
-  {g["out_of_scope"]} were marked, {g["fake_among_in_scope"]} of the others scored `fake`.
+  labelled `uncertain` with a `note` (`fakescope.scope`), and an image that only looks like
+  one (few colours, large flat areas) is never called `fake`; of {g["n"]} made-up graphics
+  {g["out_of_scope"]} were marked out of scope, {g.get("fake_withheld", 0)} had a `fake`
+  verdict withheld, and {g["labels"]["fake"]} were called `fake`, {g["labels"]["real"]}
+  `real`.
 - Half-size real photos (128 px: one tile) against the same photos unresized: through the
   fusion {pct(half["fusion"]["fpr"])} called fake against {pct(clean["fusion"]["fpr"])}
   ({goal[met["fusion"]]}), through the tile model alone {pct(half["tiles"]["fpr"])} against

@@ -59,6 +59,7 @@ from fakescope.export import export_onnx  # noqa: E402
 from fakescope.fileio import write_json  # noqa: E402
 from fakescope.fusion import HEAD_FILE, write_safetensors  # noqa: E402
 from fakescope.model_dir import CONFIG, WEIGHTS_DIR, save_model, sha256_file  # noqa: E402
+from fakescope.scope import measure as measure_scope  # noqa: E402
 from fakescope.tiles import few_tiles_factor, fit_few_tiles  # noqa: E402
 from fakescope.training.config import TrainConfig  # noqa: E402
 from fakescope.training.loop import source_weights  # noqa: E402
@@ -140,8 +141,18 @@ def tile_counts(det: Detector, x) -> np.ndarray:
     return np.array([len(det.arrays_rgb(np.asarray(a))) for a in x])
 
 
-def metrics_for(prob, y, thr, band) -> dict:
+def scope_flags(x) -> tuple[np.ndarray, np.ndarray]:
+    """(out of scope, graphic-like) for each image: the Detector's `fakescope.scope` rules."""
+    sc = [measure_scope(np.asarray(a)) for a in x]
+    return np.array([s.out_of_scope for s in sc]), np.array([s.graphic_like for s in sc])
+
+
+def metrics_for(prob, y, thr, band, flags) -> dict:
+    """Rates as the Detector's labels give them: `uncertain` inside the band, out of scope, or
+    `fake` on a graphic-like image (`flags`: `scope_flags`)."""
     lab = np.where((prob >= band[0]) & (prob < band[1]), 2, (prob >= thr).astype(int))
+    out, like = flags
+    lab = np.where(out | (like & (lab == 1)), 2, lab)
     real, fake = y == 0, y == 1
     out = {
         "n_real": int(real.sum()),
@@ -210,7 +221,8 @@ def measure_inputs(rel, tiles, fusion, head_fn, probs, thr, parts, args) -> None
     labels = [r["label"] for r in rows]
     rel["graphics"] = {
         "n": len(rows),
-        "out_of_scope": sum(bool(r["note"]) for r in rows),
+        "out_of_scope": sum(r["note"].startswith("out of scope") for r in rows),
+        "fake_withheld": sum(r["note"].startswith("not called fake") for r in rows),
         "labels": {k: labels.count(k) for k in ("real", "fake", "uncertain")},
         "fake_among_in_scope": sum(r["label"] == "fake" and not r["note"] for r in rows),
     }
@@ -473,9 +485,9 @@ def measure_shipped(args, rel: dict) -> None:
         ds = load_split(args.shared, name, "validation")
         zt = tile_logits(tiles, ds.x)
         zc = head(np.stack([emb_val[n] for n in ds.names]))
-        parts[name] = (ds, zt, zc, tile_counts(tiles, ds.x))
+        parts[name] = (ds, zt, zc, tile_counts(tiles, ds.x), scope_flags(ds.x))
     # the derived scores are the Detector's (one path): check on a sample, small images too
-    ds, zt, zc, n = parts["sdv1coco"]
+    ds, zt, zc, n, _ = parts["sdv1coco"]
     half = [
         np.asarray(PERTURBATIONS["resampled-0.5x"](Image.fromarray(a), 0, i))
         for i, a in enumerate(ds.x[:8])
@@ -499,13 +511,14 @@ def measure_shipped(args, rel: dict) -> None:
     thr = {"tiles": tiles.threshold, "fusion": fusion.threshold}
     band = {"tiles": tiles.uncertain, "fusion": fusion.uncertain}
     per_source = {}
-    for name, (ds, zt, zc, n) in parts.items():
+    for name, (ds, zt, zc, n, flags) in parts.items():
         p = probs(zt, zc, n)
         row = {}
         for m in ("tiles", "fusion"):
-            r = metrics_for(p[m], ds.y, thr[m], band[m])
+            r = metrics_for(p[m], ds.y, thr[m], band[m], flags)
+            r["graphic_like"], r["out_of_scope"] = int(flags[1].sum()), int(flags[0].sum())
             if name in PAIRED_REALS:
-                rds, rzt, rzc, rn = parts[PAIRED_REALS[name]]
+                rds, rzt, rzc, rn, _ = parts[PAIRED_REALS[name]]
                 rp = probs(rzt, rzc, rn)[m][rds.y == 0]
                 s = np.r_[rp, p[m][ds.y == 1]]
                 t = np.r_[np.zeros(len(rp)), np.ones(int(ds.y.sum()))]

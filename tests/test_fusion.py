@@ -163,6 +163,25 @@ def test_graphics_are_out_of_scope_and_photos_are_not(fusion_dir):
     assert det.predict(noisy)["note"] == ""
 
 
+def test_graphic_like_images_are_never_called_fake_but_may_be_called_real(fusion_dir):
+    """The weaker scope test withholds only a `fake` verdict (`fakescope.scope`)."""
+    from fakescope.scope import Scope
+
+    like = Scope(flat=0.5, palette=0.9, sharp=0.0)
+    assert like.graphic_like and not like.out_of_scope and like.caution and not like.note
+    assert Scope(flat=0.9, palette=0.95).caution == ""  # out of scope says so itself
+    assert Scope(flat=0.2, palette=0.9).caution == ""  # a photo's share of flat pixels
+    det = Detector.load(str(fusion_dir / "tiles"), device="cpu", metadata=False)
+    high, low = 8.0, -8.0  # raw logits far on either side of the threshold
+    assert det.row("a", high)["label"] == "fake"
+    r = det.row("a", high, caution=like.caution)
+    assert r["label"] == "uncertain" and r["note"].startswith("not called fake")
+    assert det.row("a", low, caution=like.caution) | {"path": ""} == det.row("", low)
+    graphics = make_graphics(per_kind=2, first_seed=900)  # never looked at
+    kept = [measure(g).out_of_scope or measure(g).graphic_like for _, g in graphics]
+    assert np.mean(kept) >= 0.9
+
+
 def test_export_of_a_fusion_folder_names_its_tile_model(fusion_dir):
     from fakescope.export import export_onnx
 

@@ -312,12 +312,13 @@ class Detector:
                 from fakescope.provenance import read_evidence
 
                 evidence = read_evidence(image)
-            note = ""
+            note = caution = ""
             if member.scope_check:
                 from fakescope.scope import measure
 
-                note = measure(load_rgb(img) if rgb is None else rgb).note
-            return member, arrays, (evidence, note)
+                sc = measure(load_rgb(img) if rgb is None else rgb)
+                note, caution = sc.note, sc.caution
+            return member, arrays, (evidence, note, caution)
         except ImageError as e:
             return str(e)
         except OSError as e:
@@ -421,10 +422,11 @@ class Detector:
         return [self.image_logit(z[end - len(x) : end]) for end, x in zip(ends, parts, strict=True)]
 
     def row(
-        self, path: str, logit: float | None, error: str = "", note: str = ""
+        self, path: str, logit: float | None, error: str = "", note: str = "", caution: str = ""
     ) -> dict[str, Any]:
         """A result row from this (single) model's raw logit; a `note` (out of scope) makes
-        the verdict `uncertain` and says why."""
+        the verdict `uncertain` and says why; a `caution` (graphic-like, `fakescope.scope`)
+        does so only for a `fake` verdict."""
         if logit is None:
             return dict.fromkeys(ROW_FIELDS, "") | {
                 "path": path,
@@ -433,10 +435,13 @@ class Detector:
                 "error": error,
             }
         prob = float(apply_calibration(np.array([logit]), self.calibration)[0])
+        label = "uncertain" if note else verdict(prob, self.threshold, self.uncertain)
+        if label == "fake" and caution:
+            label, note = "uncertain", caution
         return {
             "path": path,
             "prob_fake": round(prob, 6),
-            "label": "uncertain" if note else verdict(prob, self.threshold, self.uncertain),
+            "label": label,
             "model": self.name,
             "provenance": "",
             "verdict_source": "pixels",
@@ -456,8 +461,8 @@ class Detector:
             if member is None:
                 yield self.row(_name_of(img), None, error)
                 continue
-            evidence, note = extra
-            row = member.row(_name_of(img), logit, note=note)
+            evidence, note, caution = extra
+            row = member.row(_name_of(img), logit, note=note, caution=caution)
             if evidence is not None:
                 from fakescope.provenance import combine
 
