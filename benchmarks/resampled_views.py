@@ -11,6 +11,9 @@ The fusion logit includes the shipped small-image shift (`fakescope.fusion`) for
 one tile. `--small-combiner` compares it with a rejected alternative: a second combiner for
 images of one tile, fitted on the tile model's held-out photos (both classes) resized to 0.5x;
 it reports the validation reals called fake and the validation fakes caught at 0.5x under each.
+`--between` scores the same reals resized (bicubic) to the scales between one tile and four,
+through the shipped fusion's own rows (the shift covers only one-tile images), to check there
+is no step at the edge.
 
     python benchmarks/resampled_views.py --shared ../shared/data [--small-combiner]
 """
@@ -119,11 +122,52 @@ def small_combiner(args, fusion: Detector, enc: clip.Encoder, half_reals, src) -
         )
 
 
+FAKES = (("aivsreal256", 150), ("sdv1coco", 60), ("sd35", 19), ("sdxl", 19), ("ganfaces", 40))
+
+
+def between(fusion: Detector, imgs: list[Image.Image], shared: Path) -> None:
+    """Reals at or above the threshold and labelled fake, and fakes labelled fake (the rows'
+    labels), at scales around the one-tile edge: 0.45-0.5x of a 256-px photo is one 128-px
+    tile, 0.55x and up 2x2 overlapping tiles."""
+    fakes = []
+    for name, k in FAKES:
+        ds = load_split(shared, name, "validation")
+        fakes += [Image.fromarray(a) for a in ds.x[ds.y == 1][:k]]
+    print(
+        f"| scale | side of a 256-px photo | tiles | reals at or above the threshold | "
+        f"reals labelled fake | reals uncertain | fakes labelled fake ({len(fakes)}) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    tiles = fusion.fusion["tiles"]
+    for f in (1.0, 0.75, 0.6, 0.55, 0.5, 0.45):
+
+        def at(group, f=f):
+            return [
+                i.resize((round(i.width * f), round(i.height * f)), Image.Resampling.BICUBIC)
+                for i in group
+            ]
+
+        x = at(imgs)
+        rows, frows = fusion.predict_batch(x), fusion.predict_batch(at(fakes))
+        lab = [r["label"] for r in rows]
+        n = len(tiles.arrays_rgb(np.asarray(x[0])))
+        print(
+            f"| {f}x | {x[0].width} px | {n} | "
+            f"{np.mean([r['prob_fake'] >= fusion.threshold for r in rows]):.1%} | "
+            f"{lab.count('fake') / len(lab):.1%} | {lab.count('uncertain') / len(lab):.1%} | "
+            f"{np.mean([r['label'] == 'fake' for r in frows]):.1%} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
     p.add_argument("--fusion", default=str(WEIGHTS_DIR / "photo-fusion"))
-    p.add_argument("--small-combiner", action="store_true", help="the not-shipped next step")
+    p.add_argument("--small-combiner", action="store_true", help="the not-shipped alternative")
+    p.add_argument(
+        "--between", action="store_true", help="0.45x-0.75x through the fusion's own rows"
+    )
     p.add_argument("--json", type=Path, help="also write the per-image logits here (.npz)")
     args = p.parse_args()
 
@@ -135,6 +179,8 @@ def main() -> None:
     enc = clip.Encoder()
     imgs, src = validation_reals(args.shared)
     src = np.array(src)
+    if args.between:
+        return between(fusion, imgs, args.shared)
     out = {}
     for level in LEVELS:
         out[level] = views(tiles, enc, head, level_images(imgs, level))

@@ -2,8 +2,10 @@
 and on the real and generated photos of every shared source and split (it should not).
 
     python benchmarks/scope_check.py --shared ../shared/data [--per-kind 8 --first-seed 100]
+        [--model photo-fusion]
 
-Prints a Markdown table; also scores the real screenshot docs/serve-page.png.
+Prints a Markdown table; also scores the real screenshot docs/serve-page.png. With `--model`,
+the graphics also go through that model's rows (as `fakescope predict` labels them).
 """
 
 from __future__ import annotations
@@ -32,6 +34,26 @@ from fakescope.scope import (  # noqa: E402
 from tests.graphics import KINDS, make_graphics  # noqa: E402
 
 
+def through(model: str, graphics) -> None:
+    """The graphics' labels through `model`, per kind (the table's other rows follow)."""
+    from fakescope.detector import Detector
+
+    det = Detector.load(model, device="cpu", metadata=False)
+    rows = det.predict_batch([g for _, g in graphics])
+    print(f"\nthrough {model}:\n")
+    print("| kind | n | out of scope | fake withheld | uncertain (band) | fake | real |")
+    print("|---|---|---|---|---|---|---|")
+    for kind in [*KINDS, "all"]:
+        rs = [r for (k, _), r in zip(graphics, rows, strict=True) if kind in (k, "all")]
+        out = sum(r["note"].startswith("out of scope") for r in rs)
+        held = sum(r["note"].startswith("not called fake") for r in rs)
+        band = sum(r["label"] == "uncertain" and not r["note"] for r in rs)
+        fake = sum(r["label"] == "fake" for r in rs)
+        real = sum(r["label"] == "real" for r in rs)
+        print(f"| {kind} | {len(rs)} | {out} | {held} | {band} | {fake} | {real} |")
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
@@ -39,7 +61,8 @@ def main() -> None:
     ap.add_argument(
         "--first-seed", type=int, default=100, help="graphics seeds (the rule was designed on 0-7)"
     )
-    ap.add_argument("--splits", nargs="+", default=["validation", "train"])
+    ap.add_argument("--splits", nargs="*", default=["validation", "train"])
+    ap.add_argument("--model", help="also label the graphics through this model")
     args = ap.parse_args()
     print(
         f"rule: palette >= {PALETTE} and (flat >= {FLAT_ALONE} or (flat >= {FLAT} and "
@@ -67,6 +90,8 @@ def main() -> None:
     for kind in KINDS:
         row(f"made-up graphics: {kind}", [measure(img) for k, img in graphics if k == kind])
     row("made-up graphics: all", [measure(img) for _, img in graphics])
+    if args.model:
+        through(args.model, graphics)
     shot = ROOT / "docs" / "serve-page.png"
     if shot.exists():
         row("real screenshot (docs/serve-page.png)", [measure(Image.open(shot).convert("RGB"))])

@@ -83,9 +83,13 @@ def test_predict_needs_no_torch_and_is_accurate(cifake_sample):
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == len(paths) and all(r["error"] == "" for r in rows)
     assert all(0 <= r["prob_fake"] <= 1 for r in rows)
-    # `auto` routes: CIFAKE's 32×32 files to the CIFAKE model, larger images to the photo model
+    # `auto` routes: CIFAKE's 32×32 files to the CIFAKE model, larger images to the photo
+    # model: the fusion when the CLIP encoder is installed, else its tile model
+    from fakescope.clip import find_encoder
+
+    photo = "photo-fusion" if find_encoder() is not None else "photo-effnet-lite2"
     small = [max(Image.open(p).size) <= 64 for p in paths]
-    expected = ["cifake-resnet10s" if s else "photo-effnet-lite2" for s in small]
+    expected = ["cifake-resnet10s" if s else photo for s in small]
     assert [r["model"] for r in rows] == expected
     assert heavy == ""  # not even scipy or onnx: onnxruntime, numpy, Pillow, tqdm
     if labels[0] >= 0:
