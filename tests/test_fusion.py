@@ -84,9 +84,10 @@ def test_fusion_score_is_the_combiner_of_both_views(fusion_dir):
         assert row["label"] == ("fake" if row["prob_fake"] >= 0.6 else "real")
 
 
-def test_small_images_are_shifted_and_larger_ones_are_not(fusion_dir, tmp_path):
-    """`small_images`: an image of at most `max_tiles` tiles has its fusion logit lowered by
-    `shift` (one threshold for every size); an image of more tiles scores as before."""
+def test_small_images_are_shifted_by_their_evidence(fusion_dir, tmp_path):
+    """`small_images`: the fusion logit of an image of one tile's area is lowered by `shift`,
+    one of more pixels by less (in proportion to 1/e - 1/ref), one of `ref_tiles` or more not
+    at all (one threshold for every size)."""
     import json
     import shutil
 
@@ -94,21 +95,25 @@ def test_small_images_are_shifted_and_larger_ones_are_not(fusion_dir, tmp_path):
     shifted = tmp_path / "shifted"
     shutil.copytree(fusion_dir, shifted)
     cfg = json.loads((shifted / "config.json").read_text())
-    cfg["fusion"]["combiner"]["small_images"] = {"max_tiles": 1, "shift": 1.5}
+    cfg["fusion"]["combiner"]["small_images"] = {"shift": 1.5, "ref_tiles": 4}
     write_json(shifted / "config.json", cfg)
     plain = Detector.load(str(fusion_dir), device="cpu", metadata=False)
     det = Detector.load(str(shifted), device="cpu", metadata=False)
     rng = np.random.default_rng(3)
     small = rng.integers(0, 256, (30, 28, 3), dtype=np.uint8)  # one 32-px tile (padded)
+    middle = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)  # 2×2 tiles on 1.5625 tiles' area
     large = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)  # 3×3 grid, 2×2 within budget 6
-    assert [len(det.preprocess(a).tiles) for a in (small, large)] == [1, 4]
+    inputs = [det.preprocess(a) for a in (small, middle, large)]
+    assert [len(p.tiles) for p in inputs] == [1, 4, 4]
+    assert [p.evidence for p in inputs] == pytest.approx([1.0, 1600 / 32**2, 4.0])
 
     def logit(p: float) -> float:
         return float(np.log(p / (1 - p)))
 
-    a, b = plain.predict_batch([small, large]), det.predict_batch([small, large])
-    assert logit(b[0]["prob_fake"]) == pytest.approx(logit(a[0]["prob_fake"]) - 1.5, abs=1e-3)
-    assert b[1]["prob_fake"] == a[1]["prob_fake"]
+    a, b = plain.predict_batch([small, middle, large]), det.predict_batch([small, middle, large])
+    drop = [logit(x["prob_fake"]) - logit(y["prob_fake"]) for x, y in zip(a, b, strict=True)]
+    w_middle = (1 / 1.5625 - 1 / 4) / (1 - 1 / 4)
+    assert drop == pytest.approx([1.5, 1.5 * w_middle, 0.0], abs=1e-3)
 
 
 def test_without_the_encoder_the_tile_model_scores_and_says_so(fusion_dir, monkeypatch, capsys):

@@ -48,7 +48,7 @@ from fakescope.model_dir import (
     sha256_file,
     variants_present,
 )
-from fakescope.tiles import TileRule, aggregate, cut, restore_scale
+from fakescope.tiles import TileRule, aggregate, cut, evidence, restore_scale
 
 ROW_FIELDS = (
     "path",
@@ -291,9 +291,16 @@ class Detector:
             from fakescope.clip import view
             from fakescope.fusion import FusionInput
 
-            return FusionInput(self.fusion["tiles"].arrays_rgb(rgb), view(rgb))
-        a, _ = restore_scale(rgb, self.tile_rule)
-        return cut(pad_to(a, self.input_size), self.tile_rule)[0]
+            tiles, e = self.fusion["tiles"].tile_input(rgb)
+            return FusionInput(tiles, view(rgb), e)
+        return self.tile_input(rgb)[0]
+
+    def tile_input(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        """(tiles, evidence) of a tiles model for the decoded image: its tiles and its area in
+        tiles (at most their count; `fakescope.tiles.evidence`)."""
+        a = pad_to(restore_scale(rgb, self.tile_rule)[0], self.input_size)
+        t = cut(a, self.tile_rule)[0]
+        return t, evidence(a.shape[0], a.shape[1], len(t), self.tile_rule)
 
     def preprocess(self, image: ImageSource) -> np.ndarray:
         """Any image -> this model's input arrays (see `arrays`); raises `ImageError`."""
@@ -414,8 +421,8 @@ class Detector:
             from fakescope.clip import shared_encoder
 
             emb = shared_encoder().embed(np.stack([p.view for p in parts]))
-            n = np.array([len(p.tiles) for p in parts])
-            z = self.fusion["combiner"](np.array(tiles), self.fusion["head"](emb), n)
+            e = np.array([p.evidence for p in parts])
+            z = self.fusion["combiner"](np.array(tiles), self.fusion["head"](emb), e)
             return [float(v) for v in z]
         z = self.logits_arrays(np.concatenate(parts))
         ends = np.cumsum([len(x) for x in parts])

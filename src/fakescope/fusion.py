@@ -6,7 +6,7 @@ backends), a linear head on CLIP embeddings (`clip_head.safetensors`: `weight` 5
 and a combiner: the image's logit is
 
     w_tiles * (tile model's raw image logit) + w_clip * (head's logit on the CLIP embedding) + b
-        - small_shift  (only for an image of at most `small_max_tiles` tiles)
+        - small_shift * clip((1/e - 1/ref) / (1 - 1/ref), 0, 1)
 
 fitted by logistic regression on held-out photos that neither view trained on; the folder's own
 `calibration` / `threshold` / `uncertain` then apply to that logit like any model's.
@@ -15,9 +15,13 @@ Small images, less evidence: an image of one tile (both sides at most one tile, 
 photo halved) gives the tile view a quarter of the evidence of the 256-px held-out photos the
 threshold was set on, and more of its reals cross the threshold (BENCHMARKS.md, "Why half-size
 photos"). `small_shift` is the logit distance between the threshold the shipped rule sets on
-the held-out photos halved (one tile each) and the shipped threshold, so one threshold, one
-`prob_fake` and one `uncertain` band hold for every size: a small image's score is lowered,
-not judged against a different line that the web page, `evaluate` and `explain` would not know.
+the held-out photos halved (one tile each) and the shipped threshold. Between one tile and
+`ref` (the held-out photos' tile count, 4) the shift falls with the image's evidence e, its
+area in tiles (`fakescope.tiles.evidence`: overlapping tiles share pixels), in proportion to
+the excess variance 1/e - 1/ref of a mean over e tiles; from `ref` tiles on it is 0. A shift,
+not a second threshold, so that one threshold, one `prob_fake` and one `uncertain` band hold
+for every size: a small image's score is lowered, not judged against a line that the web page,
+`evaluate` and `explain` would not know.
 
 When the CLIP encoder is not installed (`fakescope setup clip`), `Detector.load` falls back to
 the tile model alone, with its own calibrated threshold, and says so once on stderr: rows then
@@ -104,12 +108,20 @@ class Combiner:
     w_tiles: float
     w_clip: float
     bias: float
-    small_max_tiles: int = 0  # images of at most this many tiles are shifted (0 = none)
-    small_shift: float = 0.0
+    small_shift: float = 0.0  # the shift at one tile of evidence
+    small_ref: float = 0.0  # evidence (tiles) from which on there is none; 0 = no shift
 
-    def __call__(self, z_tiles: np.ndarray, z_clip: np.ndarray, n_tiles: np.ndarray) -> np.ndarray:
+    def small_weight(self, evidence: np.ndarray) -> np.ndarray:
+        """The share of `small_shift` an image of `evidence` tiles gets (1 at one tile)."""
+        e = np.maximum(np.asarray(evidence, np.float64), 1.0)
+        if self.small_ref <= 1:
+            return np.zeros_like(e)
+        r = 1.0 / self.small_ref
+        return np.clip((1.0 / e - r) / (1.0 - r), 0.0, 1.0)
+
+    def __call__(self, z_tiles: np.ndarray, z_clip: np.ndarray, evidence: np.ndarray) -> np.ndarray:
         z = self.w_tiles * np.asarray(z_tiles) + self.w_clip * np.asarray(z_clip) + self.bias
-        return z - self.small_shift * (np.asarray(n_tiles) <= self.small_max_tiles)
+        return z - self.small_shift * self.small_weight(evidence)
 
     @classmethod
     def from_config(cls, c: dict) -> Combiner:
@@ -118,8 +130,8 @@ class Combiner:
             float(c["w_tiles"]),
             float(c["w_clip"]),
             float(c["bias"]),
-            int(small.get("max_tiles", 0)),
             float(small.get("shift", 0.0)),
+            float(small.get("ref_tiles", 0.0)),
         )
 
 
@@ -129,6 +141,7 @@ class FusionInput:
 
     tiles: np.ndarray  # T×t×t×3 uint8
     view: np.ndarray  # 224×224×3 uint8
+    evidence: float  # the image's area in tiles, at most len(tiles) (`fakescope.tiles`)
 
     def __len__(self) -> int:  # counted like the tile model's arrays for batching
         return len(self.tiles)

@@ -101,6 +101,13 @@ def aggregate(logits: np.ndarray, rule: TileRule) -> float:
     return rule.few_centre + (z - rule.few_centre) * few_tiles_factor(len(logits), rule)
 
 
+def evidence(h: int, w: int, n: int, rule: TileRule) -> float:
+    """How many tiles' worth of pixels an h×w image (padded to at least one tile a side) gives
+    its n tiles: its area in tiles, at most n. Overlapping tiles share pixels, so the four
+    tiles of a 141-px image carry little more than one tile's evidence, not four."""
+    return float(min(n, h * w / rule.tile**2))
+
+
 def few_tiles_factor(n: int, rule: TileRule) -> float:
     """How much of an n-tile image's logit deviation is kept (1 at `few_tiles` and above)."""
     if n >= rule.few_tiles:
