@@ -168,8 +168,10 @@ def main() -> None:
         True: "within the goal of at most 2 points more",
         False: "the goal of at most 2 points more is missed",
     }
-    common_limits = f"""- Out of scope: graphics, screenshots, charts, icons and text renders are
-  labelled `uncertain` with a `note` (`fakescope.scope`), and an image that only looks like
+    common_limits = f"""- Out of scope: graphics, screenshots, charts, icons and text renders, and
+  images with no texture at the pixel level (a colour gradient, a photo blurred far beyond its
+  content), are labelled `uncertain` with a `note` (`fakescope.scope`), and an image that only
+  looks like
   one (few colours, large flat areas) is never called `fake`; of {g["n"]} made-up graphics
   {g["out_of_scope"]} were marked out of scope, {g.get("fake_withheld", 0)} had a `fake`
   verdict withheld, and {g["labels"]["fake"]} were called `fake`, {g["labels"]["real"]}

@@ -125,6 +125,8 @@ def test_page_end_to_end(tmp_path):
             member = Detector.load(device="cpu").routes[-1][1]  # auto's photo model
             t = member.threshold
             sync_api.expect(photo).to_contain_text(member.name)
+            # a smooth gradient is no photo: the card says why it is uncertain
+            sync_api.expect(photo).to_contain_text("out of scope: no texture")
             sync_api.expect(photo.locator(".prob")).to_contain_text(
                 f"(threshold {t:.2f}, uncertain"
             )

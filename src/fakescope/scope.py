@@ -5,7 +5,7 @@ neither, and their flat, noise-free areas look to a tile model like a generator'
 (icons scored ~0.9 "fake"). Rather than guess, such an image is marked out of scope: the row's
 label is `uncertain` and `note` says why; `prob_fake` stays the pixel score.
 
-Two statistics on a copy of at most 512 px a side (numpy only, a few milliseconds):
+Statistics on a copy of at most 512 px a side (numpy and Pillow, a few milliseconds):
 
 - `flat`: the share of pixels whose right and lower neighbours are identical in every channel.
   Sensor noise makes that rare in photos, even in smooth skies; drawings, UI and text on plain
@@ -18,6 +18,11 @@ Two statistics on a copy of at most 512 px a side (numpy only, a few millisecond
 Photos with a black or white studio background or a heavy filter are flat and few-coloured
 too, but their edges are soft. So an image is out of scope when `palette >= PALETTE` and either
 `flat >= FLAT_ALONE`, or `flat >= FLAT` with `sharp >= SHARP`.
+
+An image with no texture at all at its own pixel scale (`detail` under `NO_DETAIL`: the mean
+difference between luma and its Gaussian blur, `fakescope.tiles.detail`; a colour gradient
+scores 0.0, every shared real photo 0.008 or more) is out of scope too: a smooth render, or a
+photo blurred or enlarged far beyond its content, carries no pixel evidence either way.
 
 A weaker test, `graphic_like` (`palette >= LIKE_PALETTE` and `flat >= LIKE_FLAT`), catches most
 of the JPEG re-encoded icons, line charts and text that slip under the first one, but also a
@@ -36,10 +41,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from fakescope.tiles import detail
+
 FLAT = 0.35  # with sharp edges
 FLAT_ALONE = 0.75  # without
 PALETTE = 0.5
 SHARP = 0.1
+NO_DETAIL = 0.005  # texture below this: nothing at the pixel level to judge
 LIKE_PALETTE = 0.8  # the weaker test: no `fake` verdict
 LIKE_FLAT = 0.35
 MAX_SIDE = 512
@@ -50,9 +58,16 @@ class Scope:
     flat: float
     palette: float
     sharp: float = 0.0
+    detail: float = float("inf")
+
+    @property
+    def smooth(self) -> bool:
+        return self.detail < NO_DETAIL
 
     @property
     def out_of_scope(self) -> bool:
+        if self.smooth:
+            return True
         if self.palette < PALETTE:
             return False
         return self.flat >= FLAT_ALONE or (self.flat >= FLAT and self.sharp >= SHARP)
@@ -66,6 +81,11 @@ class Scope:
         """Why the image is out of scope ("" when it is a photo)."""
         if not self.out_of_scope:
             return ""
+        if self.smooth:
+            return (
+                "out of scope: no texture at the pixel level (a smooth render, or blurred or "
+                "enlarged far beyond its content), nothing for a photo model to judge"
+            )
         return (
             "out of scope: looks like a graphic, screenshot or text, not a photo "
             f"({self.flat:.0%} flat pixels, 16 colours cover {self.palette:.0%})"
@@ -102,4 +122,4 @@ def measure(image: Image.Image | np.ndarray) -> Scope:
     codes = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
     counts = np.bincount(codes, minlength=1 << 15)
     top = np.sort(counts)[-16:].sum()
-    return Scope(flat, float(top) / len(codes), sharp)
+    return Scope(flat, float(top) / len(codes), sharp, detail(a.astype(np.uint8)))

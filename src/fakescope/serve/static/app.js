@@ -190,6 +190,7 @@
       li.querySelector(".prob").textContent = text;
     }
     const meta = li.querySelector(".meta");
+    if (row.note) addMeta(meta, "Why", row.note); // out of scope, or a fake verdict withheld
     if (row.model) addMeta(meta, "Model", row.model);
     if (row.verdict_source) addMeta(meta, "Verdict from", row.verdict_source);
     if (row.provenance !== undefined && row.provenance !== null && row.provenance !== "") {
