@@ -7,15 +7,14 @@ perturbations, same seeds) and splits the fusion logit into its two terms, w_til
 and w_clip * CLIP-head logit, so the shift of each is visible, per source, at the shipped
 thresholds. A `crop-128` row scores one native 128-px tile of each unresized photo.
 
-The fusion logit includes the shipped small-image shift (`fakescope.fusion`) for images of
-one tile. `--small-combiner` compares it with a rejected alternative: a second combiner for
-images of one tile, fitted on the tile model's held-out photos (both classes) resized to 0.5x;
-it reports the validation reals called fake and the validation fakes caught at 0.5x under each.
-`--between` scores the same reals resized (bicubic) to the scales between one tile and four,
-through the shipped fusion's own rows (the shift covers only one-tile images), to check there
-is no step at the edge.
+The fusion logit includes the shipped small-image shift (`fakescope.fusion`: full at one
+tile's area, less up to four). `--small-combiner` compares it with a rejected alternative: a
+second combiner for images of one tile, fitted on the tile model's held-out photos (both
+classes) resized to 0.5x; it reports the validation reals called fake and the validation fakes
+caught at 0.5x under each. `--between` scores validation reals and fakes resized (bicubic) to
+the scales between one tile and four, through the shipped fusion's own rows.
 
-    python benchmarks/resampled_views.py --shared ../shared/data [--small-combiner]
+    python benchmarks/resampled_views.py --shared ../shared/data [--small-combiner | --between]
 """
 
 from __future__ import annotations
@@ -98,11 +97,11 @@ def small_combiner(args, fusion: Detector, enc: clip.Encoder, half_reals, src) -
         ds = load_split(args.shared, name, "validation")
         fakes += [Image.fromarray(a) for a in ds.x[ds.y == 1]]
         fsrc += [name] * int(ds.y.sum())
-    ft, fc, fn = views(tiles, enc, head, level_images(fakes, "resampled-0.5x"))
+    ft, fc, fe = views(tiles, enc, head, level_images(fakes, "resampled-0.5x"))
     fsrc = np.array(fsrc)
-    rt, rc, rn = half_reals
+    rt, rc, re_ = half_reals
     rows = {
-        "shipped combiner (small-image shift)": (comb(rt, rc, rn), comb(ft, fc, fn)),
+        "shipped combiner (small-image shift)": (comb(rt, rc, re_), comb(ft, fc, fe)),
         "held-out 0.5x combiner": (
             lr.decision_function(np.c_[rt, rc]),
             lr.decision_function(np.c_[ft, fc]),
@@ -150,9 +149,9 @@ def between(fusion: Detector, imgs: list[Image.Image], shared: Path) -> None:
         x = at(imgs)
         rows, frows = fusion.predict_batch(x), fusion.predict_batch(at(fakes))
         lab = [r["label"] for r in rows]
-        n, e = (lambda t: (len(t[0]), t[1]))(tiles.tile_input(np.asarray(x[0])))
+        cut, e = tiles.tile_input(np.asarray(x[0]))
         print(
-            f"| {f}x | {x[0].width} px | {n} ({e:.2f}) | "
+            f"| {f}x | {x[0].width} px | {len(cut)} ({e:.2f}) | "
             f"{np.mean([r['prob_fake'] >= fusion.threshold for r in rows]):.1%} | "
             f"{lab.count('fake') / len(lab):.1%} | {lab.count('uncertain') / len(lab):.1%} | "
             f"{np.mean([r['label'] == 'fake' for r in frows]):.1%} |",
@@ -192,19 +191,19 @@ def main() -> None:
     for name in [n for n, _ in PICK] + ["all"]:
         m = np.ones(len(src), bool) if name == "all" else src == name
         for level in LEVELS:
-            zt, zc, n = out[level]
+            zt, zc, e = out[level]
             pt = apply_calibration(zt[m], tiles.calibration)
-            zf = comb(zt[m], zc[m], n[m])
+            zf = comb(zt[m], zc[m], e[m])
             print(
                 f"| {name} | {int(m.sum())} | {level} | {(pt >= tiles.threshold).mean():.1%} | "
                 f"{(sigmoid(zf) >= fusion.threshold).mean():.1%} | "
                 f"{comb.w_tiles * zt[m].mean():+.2f} | {comb.w_clip * zc[m].mean():+.2f} | "
                 f"{np.quantile(zf, 0.9):+.2f} |"
             )
-    zt0, zc0, n0 = out["clean"]
-    zt5, zc5, n5 = out["resampled-0.5x"]
+    zt0, zc0, e0 = out["clean"]
+    zt5, zc5, e5 = out["resampled-0.5x"]
     thr_logit = float(np.log(fusion.threshold / (1 - fusion.threshold)))
-    newly = (comb(zt5, zc5, n5) >= thr_logit) & (comb(zt0, zc0, n0) < thr_logit)
+    newly = (comb(zt5, zc5, e5) >= thr_logit) & (comb(zt0, zc0, e0) < thr_logit)
     d = {
         "newly_fake_at_0.5x": int(newly.sum()),
         "their_sources": {s: int((src[newly] == s).sum()) for s in np.unique(src)},
@@ -222,7 +221,7 @@ def main() -> None:
             **{
                 f"{k}_{v}": out[k][i]
                 for k in LEVELS
-                for i, v in enumerate(("tiles", "clip", "n_tiles"))
+                for i, v in enumerate(("tiles", "clip", "evidence"))
             },
         )
 

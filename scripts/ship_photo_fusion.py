@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -133,10 +134,18 @@ def tile_logits(det: Detector, x) -> np.ndarray:
     return np.array([v for v, _ in det.iter_logits(iter(x), batch_size=256)], np.float64)
 
 
-def tile_counts(det: Detector, x) -> np.ndarray:
+def evidences(det: Detector, x) -> np.ndarray:
     """Each image's evidence for the tile model: its area in tiles, at most its tile count
     (`fakescope.tiles.evidence`; the fusion's small-image rule)."""
     return np.array([det.tile_input(np.asarray(a))[1] for a in x])
+
+
+def halved(x) -> list[np.ndarray]:
+    """The images at 0.5x, as the `resampled-0.5x` robustness tier makes them (same seeds)."""
+    return [
+        np.asarray(PERTURBATIONS["resampled-0.5x"](Image.fromarray(a), 0, i))
+        for i, a in enumerate(x)
+    ]
 
 
 def scope_flags(x) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +158,8 @@ def metrics_for(prob, y, thr, band, flags) -> dict:
     """Rates as the Detector's labels give them: `uncertain` inside the band, out of scope, or
     `fake` on a graphic-like image (`flags`: `scope_flags`)."""
     lab = np.where((prob >= band[0]) & (prob < band[1]), 2, (prob >= thr).astype(int))
-    out, like = flags
-    lab = np.where(out | (like & (lab == 1)), 2, lab)
+    off_scope, like = flags
+    lab = np.where(off_scope | (like & (lab == 1)), 2, lab)
     real, fake = y == 0, y == 1
     out = {
         "n_real": int(real.sum()),
@@ -167,7 +176,7 @@ def metrics_for(prob, y, thr, band, flags) -> dict:
 def measure_inputs(rel, tiles, fusion, head_fn, probs, thr, parts, args) -> None:
     """Resampled reals, the same reals at three sizes, and made-up graphics, into `rel`."""
     # ---- resampled reals and sizes ------------------------------------------------------
-    enc = clip.Encoder()
+    enc = clip.shared_encoder()  # the one the fusion Detector already loaded
     reals = []
     for name, k in (("aivsreal256", 150), ("sdv1coco", 60), ("cameras", 40)):
         ds = parts[name][0]
@@ -178,7 +187,7 @@ def measure_inputs(rel, tiles, fusion, head_fn, probs, thr, parts, args) -> None
         x = [np.asarray(i) for i in imgs]
         zt = tile_logits(tiles, x)
         zc = head_fn(enc.embed(np.stack([clip.view(i) for i in imgs])))
-        return probs(zt, zc, tile_counts(tiles, x))
+        return probs(zt, zc, evidences(tiles, x))
 
     resampled = {}
     for level in ("clean", "resampled-0.5x", "resampled-2x", "resampled-4x"):
@@ -308,16 +317,13 @@ def set_small_images(args, fdir: Path, held, src_held) -> None:
     fusion = Detector.load(str(fdir), device="cpu", backend="onnx", metadata=False)
     assert fusion.fusion is not None, "the CLIP encoder is needed: fakescope setup clip"
     fusion.fusion["combiner"] = replace(fusion.fusion["combiner"], small_shift=0.0)
-    half = [
-        np.asarray(PERTURBATIONS["resampled-0.5x"](Image.fromarray(a), 0, i))
-        for i, a in enumerate(held.x)
-    ]
-    small = tile_counts(fusion.fusion["tiles"], half) <= 1.0
+    half = halved(held.x)
+    small = evidences(fusion.fusion["tiles"], half) <= 1.0
     z = np.array([v for v, _ in fusion.iter_logits(half)], np.float64)
     th = per_source_threshold(
         sigmoid(z[small]), held.y[small], np.asarray(src_held)[small], args.target_fpr
     )
-    shift = max(0.0, logit(th["threshold"]) - logit(fusion.threshold))
+    shift = float(max(0.0, logit(th["threshold"]) - logit(fusion.threshold)))
     fcfg = json.loads((fdir / CONFIG).read_text())
     fcfg["fusion"]["combiner"]["small_images"] = {
         "shift": shift,
@@ -332,10 +338,6 @@ def set_small_images(args, fdir: Path, held, src_held) -> None:
     }
     write_json(fdir / CONFIG, fcfg)
     print("small images:", fcfg["fusion"]["combiner"]["small_images"], flush=True)
-
-
-def logit(p: float) -> float:
-    return float(np.log(p / (1 - p)))
 
 
 def set_tile_threshold(args, tdir, tiles, zt_held, y, src_held) -> None:
@@ -485,41 +487,38 @@ def measure_shipped(args, rel: dict) -> None:
         ds = load_split(args.shared, name, "validation")
         zt = tile_logits(tiles, ds.x)
         zc = head(np.stack([emb_val[n] for n in ds.names]))
-        parts[name] = (ds, zt, zc, tile_counts(tiles, ds.x), scope_flags(ds.x))
+        parts[name] = (ds, zt, zc, evidences(tiles, ds.x), scope_flags(ds.x))
     # the derived scores are the Detector's (one path): check on a sample, small images too
-    ds, zt, zc, n, _ = parts["sdv1coco"]
-    half = [
-        np.asarray(PERTURBATIONS["resampled-0.5x"](Image.fromarray(a), 0, i))
-        for i, a in enumerate(ds.x[:8])
-    ]
-    enc = clip.Encoder()
-    zt_h, zc_h = tile_logits(tiles, half), head(enc.embed(np.stack([clip.view(a) for a in half])))
+    ds, zt, zc, e, _ = parts["sdv1coco"]
+    half = halved(ds.x[:8])
+    zc_h = head(clip.shared_encoder().embed(np.stack([clip.view(a) for a in half])))
     rows = fusion.predict_batch(list(ds.x[:16]) + half)
     derived = np.r_[
-        sigmoid(comb(zt[:16], zc[:16], n[:16])), sigmoid(comb(zt_h, zc_h, tile_counts(tiles, half)))
+        sigmoid(comb(zt[:16], zc[:16], e[:16])),
+        sigmoid(comb(tile_logits(tiles, half), zc_h, evidences(tiles, half))),
     ]
     gap = float(np.max(np.abs(np.array([r["prob_fake"] for r in rows]) - derived)))
     assert gap < 1e-4, f"derived fusion scores differ from the Detector's by {gap}"
     rel["derived_vs_detector_max_abs"] = gap
 
-    def probs(zt, zc, n):
+    def probs(zt, zc, e):
         return {
             "tiles": apply_calibration(zt, tiles.calibration),
-            "fusion": sigmoid(comb(zt, zc, n)),
+            "fusion": sigmoid(comb(zt, zc, e)),
         }
 
     thr = {"tiles": tiles.threshold, "fusion": fusion.threshold}
     band = {"tiles": tiles.uncertain, "fusion": fusion.uncertain}
     per_source = {}
-    for name, (ds, zt, zc, n, flags) in parts.items():
-        p = probs(zt, zc, n)
+    for name, (ds, zt, zc, e, flags) in parts.items():
+        p = probs(zt, zc, e)
         row = {}
         for m in ("tiles", "fusion"):
             r = metrics_for(p[m], ds.y, thr[m], band[m], flags)
             r["graphic_like"], r["out_of_scope"] = int(flags[1].sum()), int(flags[0].sum())
             if name in PAIRED_REALS:
-                rds, rzt, rzc, rn, _ = parts[PAIRED_REALS[name]]
-                rp = probs(rzt, rzc, rn)[m][rds.y == 0]
+                rds, rzt, rzc, re_, _ = parts[PAIRED_REALS[name]]
+                rp = probs(rzt, rzc, re_)[m][rds.y == 0]
                 s = np.r_[rp, p[m][ds.y == 1]]
                 t = np.r_[np.zeros(len(rp)), np.ones(int(ds.y.sum()))]
                 r["roc_auc"] = float(roc_auc_score(t, s))

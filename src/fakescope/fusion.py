@@ -103,7 +103,7 @@ class Head:
 
 @dataclass
 class Combiner:
-    """The fusion logit from the two views' logits and the image's tile count."""
+    """The fusion logit from the two views' logits and the image's evidence (area in tiles)."""
 
     w_tiles: float
     w_clip: float

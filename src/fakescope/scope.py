@@ -104,12 +104,13 @@ class Scope:
 
 
 def measure(image: Image.Image | np.ndarray) -> Scope:
-    """The two statistics of one RGB image (uint8 array or PIL image)."""
+    """The statistics of one RGB image (uint8 array or PIL image)."""
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     a = np.asarray(image)
     step = -(-max(a.shape[:2]) // MAX_SIDE)  # nearest-neighbour subsampling keeps flat areas flat
-    a = a[::step, ::step].astype(np.int16)
+    small = a[::step, ::step]
+    a = small.astype(np.int16)
     if a.shape[0] < 2 or a.shape[1] < 2:
         return Scope(0.0, 0.0)
     core = a[:-1, :-1]
@@ -122,4 +123,4 @@ def measure(image: Image.Image | np.ndarray) -> Scope:
     codes = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
     counts = np.bincount(codes, minlength=1 << 15)
     top = np.sort(counts)[-16:].sum()
-    return Scope(flat, float(top) / len(codes), sharp, detail(a.astype(np.uint8)))
+    return Scope(flat, float(top) / len(codes), sharp, detail(small.astype(np.uint8, copy=False)))
