@@ -5,7 +5,7 @@ quality, image size, resizing ("Fake or JPEG?", Grommelt et al. 2024). So *both*
 through the same random pipeline, in the order a photo meets them on the web:
 
     [reals only, optionally: resample 0.25-4x] or random rescale (0.5-1.5x, random filter)
-    ->  mild blur / noise  ->  JPEG re-encode (random quality, sometimes none)
+    ->  mild blur / noise  ->  re-encode (JPEG at a random quality, WebP, or none: PNG)
     ->  random crop at the model's tile size  ->  flip
 
 Per image, on the CPU, with Pillow (the cost is small next to the network's). Seeded through a
@@ -43,6 +43,13 @@ class AugmentConfig:
     jpeg_p: float = 0.6
     jpeg_min: int = 50
     jpeg_max: int = 100
+    # Codec shortcuts (a source saved at one quality, PNG fakes vs camera JPEG reals): a share of
+    # the re-encodes is WebP (quality jpeg_min..jpeg_max) instead of JPEG, and a share of the
+    # JPEG ones uses one of `jpeg_exact` (e.g. 75 and 100, the two qualities the faces sources
+    # were saved at), so that no quality or codec belongs to one class. 0 / () = JPEG only.
+    webp_share: float = 0.0
+    jpeg_exact: tuple[int, ...] = ()
+    jpeg_exact_share: float = 0.0
     flip: bool = True
     # Resampling is not generation: reals only, resized by a random factor in
     # [real_resample_min, real_resample_max] (log-uniform, a random filter) before the rest of
@@ -62,6 +69,25 @@ def jpeg(img: Image.Image, quality: int) -> Image.Image:
     img.save(buf, format="JPEG", quality=int(quality))
     buf.seek(0)
     return Image.open(buf).convert("RGB")
+
+
+def webp(img: Image.Image, quality: int) -> Image.Image:
+    """Encode and decode once as lossy WebP at `quality`."""
+    buf = io.BytesIO()
+    img.save(buf, format="WEBP", quality=int(quality))
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def reencode(img: Image.Image, rng: np.random.Generator, cfg: AugmentConfig) -> Image.Image:
+    """The codec step, the same for both classes: JPEG (a random quality, sometimes one of
+    `jpeg_exact`) or WebP, as configured; the caller decides whether to re-encode at all."""
+    quality = int(rng.integers(cfg.jpeg_min, cfg.jpeg_max + 1))
+    if cfg.webp_share and rng.random() < cfg.webp_share:
+        return webp(img, quality)
+    if cfg.jpeg_exact and rng.random() < cfg.jpeg_exact_share:
+        quality = int(cfg.jpeg_exact[rng.integers(len(cfg.jpeg_exact))])
+    return jpeg(img, quality)
 
 
 def _resample(img: Image.Image, crop: int, lo: float, hi: float, rng) -> Image.Image:
@@ -105,7 +131,7 @@ def augment_image(
         a = a + rng.normal(0, rng.uniform(0.5, cfg.noise_max), a.shape).astype(np.float32)
         img = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
     if rng.random() < cfg.jpeg_p:
-        img = jpeg(img, int(rng.integers(cfg.jpeg_min, cfg.jpeg_max + 1)))
+        img = reencode(img, rng, cfg)
     a = np.asarray(img)
     h, w = a.shape[:2]
     if h < crop or w < crop:  # only when the source itself is smaller than a crop

@@ -110,9 +110,18 @@ PRESETS["photo"] = {
     "heldout_fraction": 0.1,
     "eval_batch_size": 64,
     # every shared source counts (small ones are drawn more often), and real photos are seen
-    # resized 0.25-4x (resampling is not generation)
+    # resized 0.25-4x (resampling is not generation); 3 in 4 images of both classes are
+    # re-encoded, as JPEG 60-100 (often exactly 75 or 100) or WebP, so that no codec or quality
+    # belongs to one class (the faces sources: reals saved at 100, fakes at 75)
     "balance": 0.5,
-    "augment": {"real_resample_p": 0.3},
+    "augment": {
+        "real_resample_p": 0.3,
+        "jpeg_p": 0.75,
+        "jpeg_min": 60,
+        "webp_share": 0.25,
+        "jpeg_exact": [75, 100],
+        "jpeg_exact_share": 0.3,
+    },
     # score an image enlarged far beyond its detail near its content's scale (fakescope.tiles)
     "tiles": {"detail_floor": 0.08},
 }
