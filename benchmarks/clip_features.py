@@ -1,8 +1,11 @@
 """CLIP embeddings of every shared source and split, cached for the transfer experiments.
 
 Training images go through the same random re-encoding in both classes before the encoder
-(JPEG at quality 60-95 for half of them: the multisource fakes are PNG, the reals camera JPEG,
-and a probe must not learn the format); validation images are embedded as they are.
+(the photo preset's codec step, `fakescope.training.augment.reencode`: 3 in 4 re-encoded as
+JPEG 60-100, often exactly 75 or 100, or WebP: the multisource fakes are PNG, the reals camera
+JPEG, the real faces JPEG 100 and the SD 2.1 faces JPEG 75, and a probe must not learn the
+format); validation images are embedded as they are. Whole-image sources (`sources.WHOLE`)
+are embedded whole, as the Detector's CLIP view sees a user's photo.
 
     python benchmarks/clip_features.py --shared ../shared/data --out /work/runs/clipfeat
 """
@@ -18,7 +21,10 @@ import numpy as np
 from sources import SOURCES, load_split
 
 from fakescope import clip
-from fakescope.training.augment import jpeg
+from fakescope.training.augment import AugmentConfig, reencode
+from fakescope.training.config import PRESETS
+
+CODEC = AugmentConfig(**PRESETS["photo"]["augment"])
 
 
 def views(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
@@ -28,8 +34,8 @@ def views(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
     out = np.empty((len(x), clip.SIZE, clip.SIZE, 3), np.uint8)
     for i, a in enumerate(x):
         img = Image.fromarray(a)
-        if rng is not None and rng.random() < 0.5:
-            img = jpeg(img, int(rng.integers(60, 96)))
+        if rng is not None and rng.random() < CODEC.jpeg_p:
+            img = reencode(img, rng, CODEC)
         out[i] = clip.view(img)
     return out
 

@@ -24,6 +24,48 @@ SOURCES_TEXT = {
 }
 
 
+def credits_md(shared: Path) -> str:
+    """CREDITS.md for a model trained on the hard reals and the faces: every CC BY / CC BY-SA
+    image of `hardreals/MANIFEST.csv` with its credit and terms (their licences ask for it
+    wherever training data is listed), the Face Research Lab sets (CC BY 4.0) and the terms
+    of the sources whose terms are unclear."""
+    import csv
+
+    rows = list(csv.DictReader((shared / "hardreals" / "MANIFEST.csv").open()))
+    web = [r for r in rows if r["tar"] == "hardreals-web.tar"]
+    by = [r for r in web if "CC BY" in r["terms"].upper().replace("-", " ")]
+    lines = [
+        "# Training data credits",
+        "",
+        "The photo models `photo-effnet-lite2` and `photo-fusion` were trained and calibrated on",
+        "the data sets of `../shared/data` (its README.md lists every source and licence). These",
+        "credits travel with the model files, as the licences below ask.",
+        "",
+        "## Real faces: Face Research Lab London set and Canada set",
+        "",
+        "DeBruine, L. M. & Jones, B. C. (2017). Face Research Lab London Set. figshare,",
+        "doi:10.6084/m9.figshare.5047666.v5 (and its Canada set), via debruine/webmorphR.stim;",
+        "licence CC BY 4.0. 256-px crops of the studio photos, cut without resizing.",
+        "",
+        "## Terms stated as unclear",
+        "",
+        "- SDFD (gebaltso/SDFD, Baltsou et al.): Stable Diffusion 2.1 faces. No licence file; its",
+        '  README says the images "can be used as an evaluation set in face analysis systems".',
+        "- GAN faces (BaseMax/FakeFaces, crawled from a third-party site): repository GPL-3.0, no",
+        "  separate terms for the images.",
+        "",
+        f"## Hard reals under CC BY / CC BY-SA ({len(by)} of the {len(web)} images)",
+        "",
+        "| image | credit | terms | source |",
+        "|---|---|---|---|",
+    ]
+    for r in sorted(by, key=lambda r: r["member"]):
+        terms = r["terms"].split(" (")[0]
+        cells = [Path(r["member"]).name, r["credit"], terms, f"{r['source']} `{r['path']}`"]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def pct(v) -> str:
     return "—" if v is None else f"{100 * v:.1f}%"
 

@@ -101,6 +101,42 @@ class Head:
         return cls(t["weight"].reshape(-1), float(t["bias"].reshape(-1)[0]))
 
 
+ART_NOTE = (
+    "out of scope: looks like an artwork or illustration (a painting, drawing, cartoon or "
+    "digital art), not a photo; fakescope judges photos, so it does not call it real or fake"
+)
+
+
+@dataclass
+class ArtRule:
+    """Artworks and illustrations are not photos: a linear probe on the same CLIP embedding
+    (art 1, real photos 0; `art_weight`/`art_bias` in the head file), its `threshold` (a
+    logit) set so that about 0.5% of the held-out real photos are marked. A marked image is
+    out of scope: `uncertain` with `ART_NOTE`, never called fake (or real) on its pixels."""
+
+    weight: np.ndarray  # (512,)
+    bias: float
+    threshold: float
+
+    def __call__(self, emb: np.ndarray) -> np.ndarray:
+        return emb.astype(np.float64) @ self.weight.astype(np.float64) + self.bias
+
+    def marks(self, emb: np.ndarray) -> np.ndarray:
+        return self(emb) >= self.threshold
+
+    @classmethod
+    def load(cls, path: Path, spec: dict | None) -> ArtRule | None:
+        """The rule of a head file and its config entry (`fusion.art`); None without one."""
+        if not spec:
+            return None
+        t = read_safetensors(path)
+        if "art_weight" not in t:
+            raise FakescopeError(f"{path}: the config names an art rule but the file has none")
+        return cls(
+            t["art_weight"].reshape(-1), float(t["art_bias"].reshape(-1)[0]), spec["threshold"]
+        )
+
+
 @dataclass
 class Combiner:
     """The fusion logit from the two views' logits and the image's evidence (area in tiles)."""
