@@ -11,11 +11,21 @@ developer's machine it may not be. The notebook runs in its own folder, as Jupyt
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
+
+# what executing examples/quickstart.ipynb imports beyond the light install: the `notebook` extra
+NEEDS = ("nbformat", "nbclient", "ipykernel", "pandas", "matplotlib", "sklearn", "pytorch_grad_cam")
+
+
+def missing_modules(needs: tuple[str, ...] = NEEDS) -> list[str]:
+    """The modules of the `notebook` extra this interpreter lacks (checked before running, so a
+    user gets the extra's name instead of a traceback from the first cell that needs one)."""
+    return [name for name in needs if importlib.util.find_spec(name) is None]
 
 
 def run_notebook(path: str | os.PathLike, save: bool = False, timeout: int = 600):
@@ -69,6 +79,14 @@ def main() -> None:
     p.add_argument("notebook")
     p.add_argument("--save", action="store_true", help="write the outputs into the notebook")
     args = p.parse_args()
+    missing = missing_modules()
+    if missing:
+        sys.exit(
+            "error: running a notebook needs the `notebook` extra (missing: "
+            f"{', '.join(missing)}): pip install -e '.[notebook]'"
+        )
+    if not Path(args.notebook).is_file():
+        sys.exit(f"error: no notebook at {args.notebook}")
     run_notebook(args.notebook, save=args.save)
     print(f"ran {args.notebook}" + (" (outputs saved)" if args.save else ""))
 

@@ -128,3 +128,41 @@ def test_every_path_command_refuses_empty_inputs_alike(command, case, tmp_path, 
     assert out == "" and err.count("\n") == 1 and err.startswith("error: nothing to score"), err
     assert not (tmp_path / "r.csv").exists()
     assert not (tmp_path / "why" / "index.html").exists()
+
+
+# ---- issue 30: the notebook's extra, named instead of a traceback ---------------------------
+
+
+def test_run_notebook_names_the_missing_extra(tmp_path):
+    """Without nbformat (the README's "Everything" install), `scripts/run_notebook.py` says which
+    extra to install, in one line, instead of `No module named 'nbformat'`."""
+    import subprocess
+    import sys
+
+    block = tmp_path / "sitecustomize.py"  # makes nbformat unimportable in the child
+    block.write_text(
+        "import importlib.util as u\n_f = u.find_spec\n"
+        "u.find_spec = lambda n, *a: None if n == 'nbformat' else _f(n, *a)\n"
+    )
+    env = {"PYTHONPATH": f"{tmp_path}:{ROOT / 'src'}", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(EXAMPLES / "x.ipynb")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "missing: nbformat" in proc.stderr and "'.[notebook]'" in proc.stderr, proc.stderr
+
+
+def test_the_notebook_extra_has_what_the_notebook_needs():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    names = " ".join(extras["notebook"])
+    for need in ("jupyterlab", "nbclient", "nbformat", "ipykernel", "pandas", "fakescope[explain]"):
+        assert need in names, need
+    description = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["description"]
+    assert "CIFAKE-trained" not in description

@@ -16,14 +16,28 @@ def add_models(sub) -> None:
 
 
 def run_models(args) -> int:
+    """Per model: what it is for, how it sees an image, its threshold, both rates per source
+    (from `fakescope.results`: the numbers the README's tables are generated from) and one
+    line of limits."""
     from fakescope.model_dir import DEFAULT_MODEL, available_models, model_summary
+    from fakescope.results import load_results, text_lines, threshold_text
 
     for name in available_models():
-        info = model_summary(name)
+        res = load_results(name)
         mark = "  (default)" if name == DEFAULT_MODEL else ""
-        print(f"{name}{mark}\n  {info['description']}")
-        for line in info["metrics"]:
+        print(f"{name}{mark}")
+        print(f"  for: {res.purpose}")
+        print(f"  how: {model_summary(name)['description']}")
+        if res.threshold is not None:
+            print(f"  threshold: {threshold_text(res).replace('`', '')}")
+        for line in text_lines(res):
             print(f"  {line}")
+        if res.sources:
+            print(
+                "  (rates count every image, an uncertain one as neither; accuracy counts only "
+                "the decided images, those not uncertain)"
+            )
+        print(f"  limits: {res.limits.replace('`', '')}")
     return 0
 
 
