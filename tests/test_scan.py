@@ -251,6 +251,7 @@ def ray_local():
         include_dashboard=False,
         logging_level="WARNING",
         log_to_driver=False,
+        _node_ip_address="127.0.0.1",  # loopback only: the test talks to nothing else
     )
     yield ray
     ray.shutdown()

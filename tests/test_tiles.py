@@ -110,6 +110,31 @@ def test_augmentation_is_seeded_and_applies_jpeg():
     assert q50 > 2 * q100
 
 
+def test_codec_step_draws_jpeg_webp_and_the_exact_qualities_for_both_classes(monkeypatch):
+    """The photo preset's codec step: JPEG at 60-100 (often exactly 75 or 100) or WebP, drawn
+    the same way whatever the label, so no codec or quality belongs to one class."""
+    from fakescope.training import augment as aug
+    from fakescope.training.config import PRESETS
+
+    cfg = AugmentConfig(**PRESETS["photo"]["augment"])
+    seen: dict[float, list] = {0.0: [], 1.0: []}
+    label = [0.0]
+    monkeypatch.setattr(aug, "jpeg", lambda img, q: seen[label[0]].append(("jpeg", q)) or img)
+    monkeypatch.setattr(aug, "webp", lambda img, q: seen[label[0]].append(("webp", q)) or img)
+    a = np.random.default_rng(3).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    for t in (0.0, 1.0):
+        label[0] = t
+        for i in range(300):
+            augment_image(a, 96, np.random.default_rng(i), cfg, t)
+    for t, calls in seen.items():
+        codecs = [c for c, _ in calls]
+        qualities = [q for c, q in calls if c == "jpeg"]
+        assert 0.6 < len(calls) / 300 < 0.9, t  # 3 in 4 re-encoded
+        assert 0.15 < codecs.count("webp") / len(calls) < 0.35, t
+        assert min(q for _, q in calls) >= 60 and max(q for _, q in calls) <= 100
+        assert qualities.count(75) + qualities.count(100) > 0.2 * len(qualities), t
+
+
 @pytest.fixture(scope="module")
 def tiled_model(tmp_path_factory):
     """A random tiled model, seeded: its weights must not depend on which tests ran first (the

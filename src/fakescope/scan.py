@@ -285,7 +285,10 @@ def run_ray(
         if address:  # join a running cluster: its resources are its own
             ray.init(address=address, logging_level="WARNING")
         else:
-            ray.init(include_dashboard=False, logging_level="WARNING")
+            # a local instance listens on the loopback only (no other host needs it)
+            ray.init(
+                include_dashboard=False, logging_level="WARNING", _node_ip_address="127.0.0.1"
+            )
         started = True
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
