@@ -21,6 +21,17 @@ SOURCES_TEXT = {
     "sd35": "Stable Diffusion 3.5 Large (256-px native crops, fake only)",
     "sdxl": "SDXL-family: AlbedoBase XL, SDXL 1.0, ICBINP XL (256-px crops, fake only)",
     "ganfaces": "GAN faces, StyleGAN-style (256 px, fake only)",
+    "faces-real": "studio portraits of real people, Face Research Lab London and Canada sets "
+    "(CC BY 4.0; 256-px native crops, real only)",
+    "faces-sd21": "Stable Diffusion 2.1 faces, SDFD (terms unclear; 256-px native crops, "
+    "fake only)",
+    "hardreals": "polished photographs (golden hour, night cities, macro, HDR, food, "
+    "black-and-white) and 45 human-made artworks, from credited wallpaper collections "
+    "(256-px native crops, real only; artworks kept out of the photo threshold)",
+    "hardreals-web": "the same hard reals whole, long side 640 px (web copies, real only)",
+    "mj7": "Midjourney v7 (256-px native crops, fake only)",
+    "whisk": "Google Whisk / Imagen (256-px native crops, fake only)",
+    "newgens-web": "the same Midjourney v7 and Whisk images whole, long side 640 px (fake only)",
 }
 
 

@@ -78,6 +78,8 @@ SPECIALIST_C = 1.0
 # the artwork probe (fakescope.fusion.ArtRule): its inverse L2 strength, and the share of real
 # photos it may mark out of scope (the bound is 1% of every shared real photo)
 ART_C = 1.0
+# sources reported together as well (the hard reals: native crops and whole web copies)
+POOLED = ("hardreals", "hardreals-web")
 ART_PHOTO_RATE = 0.005
 
 
@@ -623,6 +625,21 @@ def measure_shipped(args, rel: dict) -> None:
             row[m] = r
         per_source[name] = row
         print(name, json.dumps(row), flush=True)
+    # the hard reals as a photographer meets them: crops and whole web copies together
+    pooled = {}
+    for m in ("tiles", "fusion"):
+        ps, fl0, fl1 = [], [], []
+        for name in POOLED:
+            ds, zt, zc, e, flags, art = parts[name]
+            photo = ~art_flags(ds.names)
+            ps.append(probs(zt, zc, e)[m][photo])
+            fl0.append(((flags[0] | art) if m == "fusion" else flags[0])[photo])
+            fl1.append(flags[1][photo])
+        prob = np.concatenate(ps)
+        flags = (np.concatenate(fl0), np.concatenate(fl1))
+        pooled[m] = metrics_for(prob, np.zeros(len(prob), int), thr[m], band[m], flags)
+    per_source["+".join(POOLED)] = pooled
+    print("+".join(POOLED), json.dumps(pooled), flush=True)
     rel["per_source"] = per_source
     measure_inputs(rel, tiles, fusion, head, probs, thr, parts, args)
     write_metrics(rel, tdir, fdir)
