@@ -73,7 +73,7 @@ def test_detector_api(tiny_model, tmp_path):
     row = det.predict(str(p))
     assert tuple(row) == ROW_FIELDS  # provenance fields included (metadata is read by default)
     assert row["provenance"] == "" and row["verdict_source"] == "pixels"
-    assert row["model"] == str(tiny_model)  # a run folder is named by its path
+    assert row["model"] == tiny_model.name  # a run folder is named by its folder name
     assert 0 <= row["prob_fake"] <= 1 and row["label"] in ("real", "fake")
     img = Image.open(p)
     rows = det.predict_batch([str(p), img, str(tmp_path / "missing.png")])

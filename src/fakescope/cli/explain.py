@@ -46,9 +46,10 @@ def add_parser(sub) -> None:
     x = subcommand(
         sub,
         "explain",
-        "Grad-CAM heatmaps: why an image was called fake",
-        "fakescope explain photo.jpg more/ --out why/ --method gradcam++",
-        "fakescope explain --data cifake-test.tar.xz --subset 2000 --out why-set/",
+        "predict's verdict with a map of the evidence (photos: tile maps; thumbnails: Grad-CAM)",
+        "fakescope explain photo.jpg more/ --out why/",
+        "fakescope explain --model cifake-resnet10s --data cifake-test.tar.xz --subset 2000 "
+        "--out why-set/",
     )
     x.add_argument(
         "paths",
@@ -68,8 +69,8 @@ def add_parser(sub) -> None:
         "--method",
         choices=list(METHOD_NAMES),
         default="gradcam",
-        help="CAM method for thumbnail (resize) models (default: gradcam); tiled photo models "
-        "show tile scores instead (see README: Explanations)",
+        help="Grad-CAM method for thumbnail models (default: gradcam); tiled photo models "
+        "show tile maps of fake-evidence instead (see README: Explanations)",
     )
     x.add_argument(
         "--per-class",
@@ -252,10 +253,11 @@ def explain_dataset(det: Detector, args, out: Path) -> None:
     from fakescope.data import FAKE, REAL, describe, load_images
     from fakescope.explain import cam_batch, deletion_drops, overlay, panel
 
-    if det.rule != "resize":
+    if not det.fixed_input_size():
         raise FakescopeError(
-            "the data-set report (--data) is for thumbnail models; explain photos one by one "
-            "(fakescope explain PATH ...) for a tiled model"
+            f"the data-set report (--data) is for thumbnail models such as cifake-resnet10s "
+            f"(--model); {det.name} reads images at their own scale: explain photos one by one "
+            "(fakescope explain PATH ...)"
         )
     ds = load_images(
         args.data,

@@ -16,7 +16,8 @@ def add_models(sub) -> None:
 
 
 def run_models(args) -> int:
-    from fakescope.model_dir import DEFAULT_MODEL, available_models, model_summary
+    from fakescope.kinds.load import model_summary
+    from fakescope.model_dir import DEFAULT_MODEL, available_models
 
     for name in available_models():
         info = model_summary(name)
