@@ -3,9 +3,9 @@
 The model loads once (before the server starts, or in the lifespan when the app is built
 without one); single-image requests are scored together by the micro-batching worker
 (`batching.py`); explanations (predict's row + a map: Grad-CAM needs gradients and a model
-copy per call) run in a one-thread pool of their own. Every refusal is JSON `{"error": "..."}` with 400/413/415/422; an image
-that cannot be read is an error row in /predict (HTTP 200, like `fakescope predict`), and a 422
-from /explain, which has no row to put it in.
+copy per call) run in a one-thread pool of their own. Every refusal is JSON
+`{"error": "..."}` with 400/413/415/422; an image that cannot be read is an error row in
+/predict (HTTP 200, like `fakescope predict`), and a 422 from /explain.
 """
 
 from __future__ import annotations
