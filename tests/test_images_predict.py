@@ -100,7 +100,7 @@ def test_detector_accepts_arrays_and_raises_image_error(tiny_model, tmp_path):
     with pytest.raises(ImageError):
         det.predict(12345)
     text = repr(det)
-    assert "threshold=0.5" in text and "resize 32×32" in text and "device='cpu'" in text
+    assert "threshold=0.5" in text and "resized to 32×32" in text and "device='cpu'" in text
 
 
 def test_detector_load_errors(tiny_model, tmp_path):

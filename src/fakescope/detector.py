@@ -194,7 +194,9 @@ class Detector:
     def __repr__(self) -> str:
         backend = getattr(getattr(self.kind, "runner", None), "name", None)
         where = f", backend={backend!r}, device={str(self.device)!r}" if backend else ""
-        return f"Detector(name={self.name!r}, {self.kind.kind}: {self.kind.description()}{where})"
+        thr = "" if isinstance(self.kind, Route) else f", threshold={self.threshold}"
+        desc = self.kind.description()
+        return f"Detector(name={self.name!r}, {self.kind.kind}: {desc}{where}{thr})"
 
     def describe_input(self) -> str:
         """How images are brought to the model's input, in words (for reports)."""

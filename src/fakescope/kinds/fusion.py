@@ -133,4 +133,8 @@ class Fusion(Kind):
     def explanation(self, img: Image.Image, rgb: np.ndarray, pred: int, method: str) -> Map:
         """The tile view's map (CLIP sees the image as a whole and has no map)."""
         m = self.tiles.explanation(img, rgb, pred, method)
-        return Map(m.image, m.heatmap, m.method, f"the tile view of {self.name}: {m.shows}")
+        shows = (
+            f"{m.shows} (the view of {self.name}'s tile model {self.tiles.name}; CLIP sees "
+            "the whole image and has no map)"
+        )
+        return Map(m.image, m.heatmap, m.method, shows)
