@@ -80,7 +80,7 @@ def test_fusion_score_is_the_combiner_of_both_views(fusion_dir):
         zc = head(enc.embed(clip.view(img)[None]))[0]
         z = 0.7 * zt + 1.3 * zc - 0.2
         assert row["prob_fake"] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-5)
-        assert row["model"] == str(fusion_dir)
+        assert row["model"] == fusion_dir.name  # a folder by its name, never a path
         assert row["label"] == ("fake" if row["prob_fake"] >= 0.6 else "real")
 
 
@@ -120,9 +120,9 @@ def test_without_the_encoder_the_tile_model_scores_and_says_so(fusion_dir, monke
     monkeypatch.setenv("FAKESCOPE_CLIP_ENCODER", str(fusion_dir / "absent.onnx"))
     monkeypatch.setattr(clip, "_candidates", lambda: [fusion_dir / "absent.onnx"])
     det = Detector.load(str(fusion_dir), device="cpu", metadata=False)
-    assert det.fusion is None and det.name == str(fusion_dir / "tiles")
+    assert det.fusion is None and det.name == "tiles"
     row = det.predict(np.zeros((64, 64, 3), np.uint8) + 100)
-    assert row["model"] == str(fusion_dir / "tiles")
+    assert row["model"] == "tiles"
     assert "CLIP encoder is not installed" in capsys.readouterr().err
 
 
@@ -208,4 +208,4 @@ def test_calibrating_a_fusion_folder_writes_a_working_copy(fusion_dir, tmp_path)
     run_calibrate(str(fusion_dir), [str(tmp_path / "data")], out, device="cpu", progress=False)
     det = Detector.load(str(out), device="cpu", metadata=False)
     assert det.fusion is not None and (out / HEAD_FILE).is_file()
-    assert det.predict(np.zeros((80, 80, 3), np.uint8))["model"] == str(out)
+    assert det.predict(np.zeros((80, 80, 3), np.uint8))["model"] == out.name

@@ -73,7 +73,7 @@ def test_detector_api(tiny_model, tmp_path):
     row = det.predict(str(p))
     assert tuple(row) == ROW_FIELDS  # provenance fields included (metadata is read by default)
     assert row["provenance"] == "" and row["verdict_source"] == "pixels"
-    assert row["model"] == str(tiny_model)  # a run folder is named by its path
+    assert row["model"] == tiny_model.name  # a run folder is named by its folder name
     assert 0 <= row["prob_fake"] <= 1 and row["label"] in ("real", "fake")
     img = Image.open(p)
     rows = det.predict_batch([str(p), img, str(tmp_path / "missing.png")])
@@ -100,7 +100,7 @@ def test_detector_accepts_arrays_and_raises_image_error(tiny_model, tmp_path):
     with pytest.raises(ImageError):
         det.predict(12345)
     text = repr(det)
-    assert "threshold=0.5" in text and "resize 32×32" in text and "device='cpu'" in text
+    assert "threshold=0.5" in text and "resized to 32×32" in text and "device='cpu'" in text
 
 
 def test_detector_load_errors(tiny_model, tmp_path):

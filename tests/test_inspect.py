@@ -93,7 +93,7 @@ def test_inspect_table(tiny_model, folder, capsys):
     blocks = {b.splitlines()[0]: b for b in out.strip().split("\n\n")}
     a1111 = blocks[args[0]]
     assert "png-text  ai-generated  asserted" in a1111 and "AUTOMATIC1111" in a1111
-    assert f"(model {tiny_model})" in a1111
+    assert f"(model {tiny_model.name})" in a1111  # a folder by its name
     assert "verdict   fake, decided by metadata: png-parameters:stable-diffusion" in a1111
     camera = blocks[args[1]]
     assert "exif  camera" in camera and "weak" in camera and "Canon EOS 5D Mark IV" in camera

@@ -256,7 +256,9 @@ def test_tampered_or_stale_onnx_is_refused(exported_copy):
 def test_routing_folder_exports_nothing_and_routes_on_onnx(exported, tmp_path):
     route = tmp_path / "route"
     route.mkdir()
-    (route / "config.json").write_text(json.dumps({"route": [{"model": str(exported)}]}))
+    (route / "config.json").write_text(
+        json.dumps({"format": "fakescope-route/1", "route": [{"model": str(exported)}]})
+    )
     with pytest.raises(FakescopeError, match="routing model"):
         export_onnx(str(route))
     det = Detector.load(str(route), device="cpu")

@@ -162,17 +162,20 @@ def test_tiled_detector_scores_any_size_with_bounded_tiles(tiled_model):
     z = det.logits_arrays(tiles)
     expected = 1 / (1 + np.exp(-z.mean()))
     assert rows[1]["prob_fake"] == pytest.approx(expected, abs=1e-6)
-    assert "tiles 32×32" in repr(det)
+    assert "32-px tiles" in repr(det)
 
 
 def test_routing_by_image_size(tiled_model, tiny_model, tmp_path):
-    route = {"route": [{"max_side": 40, "model": str(tiny_model)}, {"model": str(tiled_model)}]}
+    route = {
+        "format": "fakescope-route/1",
+        "route": [{"max_side": 40, "model": str(tiny_model)}, {"model": str(tiled_model)}],
+    }
     (tmp_path / "config.json").write_text(json.dumps(route))
     det = Detector.load(str(tmp_path), device="cpu")
     small = np.zeros((32, 32, 3), np.uint8)
     big = np.zeros((300, 200, 3), np.uint8)
     rows = det.predict_batch([small, big, small])
-    assert [r["model"] for r in rows] == [str(tiny_model), str(tiled_model), str(tiny_model)]
+    assert [r["model"] for r in rows] == [tiny_model.name, tiled_model.name, tiny_model.name]
     assert rows[0]["prob_fake"] == Detector.load(str(tiny_model)).predict(small)["prob_fake"]
 
 
@@ -185,7 +188,7 @@ def test_tiled_explanation_covers_the_whole_photo(tiled_model):
     assert ex.image.shape == (150, 230, 3) and ex.heatmap.shape == (150, 230)
     assert 0 <= ex.heatmap.min() < ex.heatmap.max() <= 1
     row = det.predict(photo)
-    assert ex.label == row["label"] and ex.model == str(tiled_model)
+    assert ex.label == row["label"] and ex.model == tiled_model.name
     assert ex.prob_fake == row["prob_fake"]  # the verdict is predict's, from the model's tiles
     assert ex.method == "tile-scores" and "tile scores" in ex.shows
     assert ex.overlay.size[0] / ex.overlay.size[1] == pytest.approx(230 / 150, rel=0.02)
@@ -224,12 +227,13 @@ def test_tile_map_covers_camera_sized_photos(tiled_model, size):
     assert np.abs(np.diff(ex.heatmap, axis=1)).max() < 0.2  # smooth: no seams between tiles
     n = int(ex.shows.split(" here")[0].rsplit("(", 1)[1])
     assert 0 < n <= EXPLAIN_TILES
-    # the map interpolates the tiles' own votes: its range lies within theirs
+    # the map interpolates the tiles' own fake-evidence (whatever the verdict), cut from the
+    # image at the scale the model scores it: its range lies within theirs
     from fakescope.tiles import TileRule, cut
 
-    tiles, _ = cut(photo, TileRule(tile=32, overlap=0.5, budget=explain_budget(32)))
-    p = det.score_arrays(tiles)
-    votes = p if ex.label == "fake" else 1 - p
+    scaled = det.kind.scaled(photo)
+    tiles, _ = cut(scaled, TileRule(tile=32, overlap=0.5, budget=explain_budget(32)))
+    votes = det.score_arrays(tiles)
     assert len(tiles) == n and votes.std() > 0
     assert votes.min() - 1e-5 <= ex.heatmap.min() <= ex.heatmap.max() <= votes.max() + 1e-5
 

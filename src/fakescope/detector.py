@@ -1,25 +1,25 @@
-"""`Detector`: the one way from an image to a score.
+"""`Detector`: the one way from an image to a score and a verdict.
 
-The CLI (predict, evaluate, explain, ...), the Python API and every later entry point call this
-class. A model is a folder with `config.json` + weights (a run folder or a shipped model under
-`fakescope/weights/`; file names, resolution and config I/O: `fakescope.model_dir`); nothing else
-is ever read from a model path. The config names:
+The CLI (predict, scan, evaluate, explain, ...), the web server and the Python API call this
+class. A model is a folder with `config.json` (`fakescope.model_dir`); its `format` chooses the
+kind of model (`fakescope.kinds`: one network with its input rule, a fusion of views, a router
+by image size), and the kind does the model's part: prepare an image, give its logit, draw its
+map. This class owns the pipeline around it: decode (once), score in batches, read the file's
+provenance, and the verdict.
 
-- the network (`arch`), run by a backend (`fakescope.backends`: only the network differs);
-- its **input rule** (`input`): `resize` (whole image -> centre square -> `size`×`size`, the
-  CIFAKE thumbnail models) or `tiles` (crops at the image's own pixel scale, aggregated; see
-  `fakescope.tiles`);
-- how a logit becomes `prob_fake` and a verdict (`calibration`, `threshold`, `uncertain`; see
-  `fakescope.calibration`).
+The verdict is made in one place, `decide`, in this order:
 
-A *routing* folder (`route` in its config) holds no network: it names other models and the
-image sizes each one takes (e.g. thumbnails to the CIFAKE model, photos to the native-resolution
-model). Every row names the model that scored it.
+1. threshold and band: the model's own calibrated `threshold` and `uncertain` band, or a
+   user's `threshold` (`--threshold`), which gives hard `fake`/`real` verdicts (the band belongs
+   to the model's threshold);
+2. the scope rule (`fakescope.scope`, for models with `scope_check`): an image out of scope is
+   `uncertain` with a `note` saying why; a graphic-like image is never called `fake` on its
+   pixels (`uncertain`, with a note) -- whatever the threshold;
+3. the metadata rule (`fakescope.provenance`): evidence that declares AI generation makes the
+   verdict `fake` with `verdict_source` `metadata` -- whatever the threshold.
 
-With `metadata` on (the default), each row also carries the provenance evidence the file itself
-holds (C2PA, IPTC, generator text chunks, EXIF; `fakescope.provenance`) and `verdict_source`:
-`metadata` when that evidence decides the verdict under the one documented rule, else `pixels`.
-`prob_fake` is always the pixel score.
+`prob_fake` is always the pixel score. Every row names the (single) model that scored it, by
+name, never by path.
 
 This module imports no torch: scoring through another backend needs none.
 """
@@ -28,27 +28,24 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from fakescope.calibration import apply_calibration, verdict
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.fetch import url_bytes
-from fakescope.images import ImageSource, load_rgb, open_image, pad_to, to_model_input
-from fakescope.model_dir import (
-    CONFIG,
-    WEIGHTS,
-    read_config,
-    resolve_model_dir,
-    sha256_file,
-    variants_present,
-)
-from fakescope.tiles import TileRule, aggregate, cut, evidence, restore_scale
+from fakescope.images import ImageSource, load_rgb, open_image
+from fakescope.kinds.base import Kind
+from fakescope.kinds.fusion import Fusion
+from fakescope.kinds.load import load_kind
+from fakescope.kinds.network import BACKENDS, Network, pick_backend
+from fakescope.kinds.route import Route
+
+__all__ = ["BACKENDS", "ROW_FIELDS", "Detector", "error_row", "pick_backend"]
 
 ROW_FIELDS = (
     "path",
@@ -62,135 +59,64 @@ ROW_FIELDS = (
 )
 
 
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+def error_row(path: str, error: str) -> dict[str, Any]:
+    """The row of an image that was not scored (the one place such rows are built)."""
+    return dict.fromkeys(ROW_FIELDS, "") | {
+        "path": path,
+        "prob_fake": None,
+        "label": None,
+        "error": error,
+    }
 
 
-def _load_torch_runner(path: Path, config: dict[str, Any], shipped: bool, device: str):
-    try:
-        import safetensors  # noqa: F401 - load_classifier imports it lazily
+@dataclass
+class Prepared:
+    """One image ready to score: the member that scores it, its input, and what the verdict
+    needs besides the score (provenance evidence, scope note and caution)."""
 
-        from fakescope.backends.torch_runner import TorchRunner
-        from fakescope.models import load_classifier, resolve_device
-    except ImportError as e:
-        if e.name not in ("torch", "torchvision", "safetensors"):
-            raise
-        raise FakescopeError(
-            f"this needs PyTorch ({e.name} is not installed): pip install 'fakescope[torch]'"
-            + (" (or --backend onnx: this model has model.onnx)" if _onnx_variants(path) else "")
-        ) from None
-    wfile = path / WEIGHTS
-    if not wfile.is_file():
-        raise FakescopeError(f"missing weights file {wfile}")
-    expected = config.get("weights_sha256")
-    if (shipped or expected) and sha256_file(wfile) != expected:
-        raise FakescopeError(
-            f"{wfile}: SHA-256 does not match {CONFIG} (corrupt or replaced weights file)"
-        )
-    dev = resolve_device(device)
-    return TorchRunner(load_classifier(wfile, config).to(dev), dev)
+    member: Kind
+    arrays: Any
+    evidence: Any = None
+    note: str = ""
+    caution: str = ""
 
 
-def _onnx_variants(path: Path) -> list[str]:
-    """The ONNX backends whose files this folder has, fastest first."""
-    return variants_present(path)
-
-
-def _load_onnx_runner(path: Path, config: dict[str, Any], device: str, backend: str):
-    from fakescope.backends.onnx_runner import load_onnx
-
-    return load_onnx(path, config, device, backend)
-
-
-def _gpu_present() -> bool:
-    """An NVIDIA GPU is visible (without importing torch, which alone costs seconds)."""
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())
-
-
-def pick_backend(path: Path, backend: str, device: str) -> str:
-    """`auto`: on the CPU, the fastest ONNX graph the folder has (`onnx-int8`, then `onnx`)
-    when onnxruntime is installed (faster than PyTorch eager and no torch import; see
-    `benchmarks/cpu_infer.py` in BENCHMARKS.md), else PyTorch; PyTorch when a GPU is asked
-    for (`--device cuda`), or visible with `--device auto` and torch installed."""
-    import importlib.util
-
-    if backend not in BACKENDS:
-        raise FakescopeError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
-    if backend != "auto":
-        return backend
-    if device not in ("auto", "cpu"):
-        return "torch"
-    onnx = _onnx_variants(path)
-    if not onnx or importlib.util.find_spec("onnxruntime") is None:
-        return "torch"
-    if device == "auto" and _gpu_present() and importlib.util.find_spec("torch") is not None:
-        return "torch"
-    return onnx[0]
+def _delegate(attr: str, doc: str = "") -> property:
+    """A Detector attribute that is its kind's (settable, as scripts and benchmarks do)."""
+    return property(
+        lambda self: getattr(self.kind, attr),
+        lambda self, value: setattr(self.kind, attr, value),
+        doc=doc or f"The model's `{attr}`.",
+    )
 
 
 class Detector:
     """Load a model once; score images, arrays or whole batches; explain a verdict.
 
-    `Detector(model, config, device)` wraps a PyTorch `Classifier` directly (training uses it);
-    `Detector.load(name_or_folder)` is the usual way in.
+    `Detector.load(name_or_folder)` is the usual way in; `Detector(kind)` wraps a loaded kind
+    (`fakescope.kinds`), and `Detector(module, config, device)` (or `runner=`) a single network
+    directly, as training does.
     """
 
     def __init__(
         self,
-        model=None,
+        kind: Kind | Any = None,
         config: dict[str, Any] | None = None,
         device=None,
         name: str = "",
         *,
         runner=None,
-        routes: list[tuple[int | None, Detector]] | None = None,
         metadata: bool = True,
-        fusion: dict[str, Any] | None = None,
     ):
-        self.config = config or {}
-        self.metadata = metadata
-        self.name = name
-        self.routes = routes
-        # a fusion model: {"tiles": Detector, "head": Head, "combiner": Combiner}
-        self.fusion = fusion
-        # photo models mark graphics, screenshots and text as out of scope (fakescope.scope)
-        self.scope_check = bool(self.config.get("scope_check"))
-        if runner is None and model is not None:
-            from fakescope.backends.torch_runner import TorchRunner
+        if not isinstance(kind, Kind):
+            if runner is None:
+                from fakescope.backends.torch_runner import TorchRunner
 
-            runner = TorchRunner(model, device)
-        self.runner = runner
-        self._model = getattr(runner, "model", None)  # the torch module, for Grad-CAM
-        self._torch_loader = None  # set by `load` when scoring runs on another backend
-        self.device = getattr(runner, "device", None)
-        if routes:  # where its members run (they are loaded with the same device)
-            self.device = routes[0][1].device
-        if fusion:
-            self.device = fusion["tiles"].device
-        self.batch_size = getattr(runner, "batch_size", 64)
-        if routes:
-            self.rule, self.tile_rule, self.input_size = "route", None, None
-        elif fusion:
-            tiles = fusion["tiles"]
-            self.rule, self.tile_rule, self.input_size = "fusion", None, tiles.input_size
-        else:
-            inp = self.config.get("input") or {
-                "rule": "resize",
-                "size": self.config["input_size"],
-            }
-            self.rule = inp["rule"]
-            if self.rule == "tiles":
-                fields = {k: v for k, v in inp.items() if k in TileRule.__dataclass_fields__}
-                self.tile_rule = TileRule(**fields)
-                self.input_size = self.tile_rule.tile
-            elif self.rule == "resize":
-                self.tile_rule, self.input_size = None, int(inp["size"])
-            else:
-                raise FakescopeError(f"unknown input rule {self.rule!r} (resize or tiles)")
-        self.threshold = float(self.config.get("threshold", 0.5))
-        self.calibration = self.config.get("calibration")
-        self.uncertain = self.config.get("uncertain")
-        self.tta = self.config.get("tta", "none")
+                runner = TorchRunner(kind, device)
+            kind = Network(config or {}, name, runner)
+        self.kind = kind
+        self.metadata = metadata
+        self._fusion_view: FusionParts | None = None
 
     @classmethod
     def load(
@@ -200,132 +126,147 @@ class Detector:
         backend: str = "auto",
         metadata: bool = True,
     ) -> Detector:
-        """A shipped model by name (default: `DEFAULT_MODEL`), a run folder, or a routing
-        folder. `metadata=False` scores pixels only (no provenance evidence is read)."""
-        path, shipped = resolve_model_dir(model)
-        config = read_config(path)
-        name = path.name if shipped else str(path)
-        if "route" in config:
-            routes = []
-            for r in config["route"]:
-                member = cls.load(r["model"], device=device, backend=backend)
-                routes.append((r.get("max_side"), member))
-            if not routes or routes[-1][0] is not None:
-                raise FakescopeError(f"{path / CONFIG}: the last route must take every size")
-            return cls(config=config, name=name, routes=routes, metadata=metadata)
-        if "fusion" in config:
-            return _load_fusion(cls, path, config, name, device, backend, metadata)
-        chosen = pick_backend(path, backend, device)
-        if chosen != "torch":
-            runner = _load_onnx_runner(path, config, device, chosen)
-            det = cls(config=config, name=name, runner=runner, metadata=metadata)
-            det._torch_loader = lambda: _load_torch_runner(path, config, shipped, device)
-            return det
-        runner = _load_torch_runner(path, config, shipped, device)
-        return cls(config=config, name=name, runner=runner, metadata=metadata)
+        """A shipped model by name (default: `DEFAULT_MODEL`) or a model folder of any kind.
+        `metadata=False` scores pixels only (no provenance evidence is read)."""
+        return cls(load_kind(model, device=device, backend=backend), metadata=metadata)
+
+    name = _delegate("name", "The model's name (a shipped name, or its folder's name).")
+    config = _delegate("config")
+    threshold = _delegate("threshold")
+    calibration = _delegate("calibration")
+    uncertain = _delegate("uncertain")
+    scope_check = _delegate("scope_check")
+    device = _delegate("device")
+    batch_size = _delegate("batch_size")
+    runner = _delegate("runner", "A single network's backend runner.")
+    tile_rule = _delegate("tile_rule", "A tiled (or fusion) model's `TileRule`.")
+    input_size = _delegate("input_size")
+    tta = _delegate("tta")
 
     @property
     def model(self):
-        """The PyTorch module (Grad-CAM needs one). When scoring runs on ONNX Runtime it is
-        loaded from the same folder on first use (needs the torch extra)."""
-        if self.fusion:
-            return self.fusion["tiles"].model
-        if self._model is None and self._torch_loader is not None:
-            self._model = self._torch_loader().model
-        return self._model
+        """The PyTorch module (Grad-CAM needs one; loaded on first use under ONNX Runtime)."""
+        return self.kind.model
+
+    @property
+    def rule(self) -> str:
+        """`resize` or `tiles` for a single network, else the kind (`fusion`, `route`)."""
+        return getattr(self.kind, "rule", self.kind.kind)
+
+    @property
+    def fusion(self) -> FusionParts | None:
+        """A fusion model's parts, `{"tiles": Detector, "head", "combiner"}` (None for other
+        kinds); setting `["combiner"]` changes the model, as `scripts/ship_photo_fusion.py`
+        does."""
+        if not isinstance(self.kind, Fusion):
+            return None
+        if self._fusion_view is None:
+            self._fusion_view = FusionParts(self.kind, self.metadata)
+        return self._fusion_view
+
+    @property
+    def routes(self) -> list[tuple[int | None, Detector]] | None:
+        """A router's (max side, member Detector) pairs (None for other kinds)."""
+        if not isinstance(self.kind, Route):
+            return None
+        return [(m, Detector(k, metadata=self.metadata)) for m, k in self.kind.routes]
+
+    def members(self) -> list[Detector]:
+        """Every single model this Detector can hand an image to (itself, unless it routes)."""
+        return [Detector(k, metadata=self.metadata) for k in self.kind.members()]
+
+    def member_for(self, size: tuple[int, int]) -> Detector:
+        """The model that takes an image of `size` (w, h)."""
+        member = self.kind.member(size)
+        return self if member is self.kind else Detector(member, metadata=self.metadata)
+
+    def fixed_input_size(self) -> int | None:
+        """The side of the square every image is resized to, for a model that sees whole
+        images at one size (data-set Grad-CAM reports, training's fast path); None for a
+        model that reads images at their own scale."""
+        kind = self.kind
+        return kind.input_size if isinstance(kind, Network) and kind.tile_rule is None else None
+
+    def card(self) -> dict[str, Any]:
+        """The model's description for clients (`fakescope.kinds.base.Kind.card`)."""
+        return self.kind.card()
 
     def __repr__(self) -> str:
-        if self.routes:
-            parts = ", ".join(
-                f"max side {m} -> {d.name}" if m is not None else f"else -> {d.name}"
-                for m, d in self.routes
-            )
-            return f"Detector(name={self.name!r}, route=[{parts}])"
-        if self.fusion:
-            return (
-                f"Detector(name={self.name!r}, fusion=[tiles: {self.fusion['tiles'].name}, "
-                f"clip], threshold={self.threshold})"
-            )
-        if self.rule == "tiles":
-            r = self.tile_rule
-            inp = f"tiles {r.tile}×{r.tile} (budget {r.budget}, {r.aggregate})"
-        else:
-            inp = f"resize {self.input_size}×{self.input_size}"
-        backend = getattr(self.runner, "name", "?")
-        return (
-            f"Detector(name={self.name!r}, backend={backend!r}, device={str(self.device)!r}, "
-            f"input={inp!r}, threshold={self.threshold})"
-        )
+        backend = getattr(getattr(self.kind, "runner", None), "name", None)
+        where = f", backend={backend!r}, device={str(self.device)!r}" if backend else ""
+        thr = "" if isinstance(self.kind, Route) else f", threshold={self.threshold}"
+        desc = self.kind.description()
+        return f"Detector(name={self.name!r}, {self.kind.kind}: {desc}{where}{thr})"
 
     def describe_input(self) -> str:
         """How images are brought to the model's input, in words (for reports)."""
-        if self.routes:
+        if isinstance(self.kind, Route):
             return "; ".join(
                 (f"images up to {m} px on the longer side" if m is not None else "other images")
                 + f": {d.name} ({d.describe_input()})"
-                for m, d in self.routes
+                for m, d in self.routes or []
             )
         return str(self.config.get("preprocessing", self.rule))
 
-    # ---- pre-processing (shared by every backend) --------------------------------------
+    # ---- a single network's steps (scripts and benchmarks call them) ---------------------
 
-    def member_for(self, size: tuple[int, int]) -> Detector:
-        """The model that takes an image of `size` (w, h): itself, or the first route that fits."""
-        if not self.routes:
-            return self
-        for max_side, det in self.routes:
-            if max_side is None or max(size) <= max_side:
-                return det.member_for(size)
-        raise AssertionError("the last route takes every size")
-
-    def arrays(self, img: Image.Image) -> np.ndarray:
-        """The model input for one opened image: 1×S×S×3 (resize) or T×t×t×3 tiles (uint8)."""
-        if self.rule == "resize":
-            return to_model_input(img, self.input_size)[None]
-        return self.arrays_rgb(load_rgb(img))
+    def arrays(self, img) -> np.ndarray:
+        return self.kind.prepare(open_image(img), None)
 
     def arrays_rgb(self, rgb: np.ndarray):
-        """`arrays` of a tiles or fusion model from the decoded H×W×3 image (decoded once:
-        a 12-MP photo costs tens of milliseconds each time)."""
-        if self.fusion:
-            from fakescope.clip import view
-            from fakescope.fusion import FusionInput
-
-            tiles, e = self.fusion["tiles"].tile_input(rgb)
-            return FusionInput(tiles, view(rgb), e)
-        return self.tile_input(rgb)[0]
+        """The model input from the decoded H×W×3 image."""
+        return self.kind.prepare(None, rgb)
 
     def tile_input(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        """(tiles, evidence) of a tiles model for the decoded image: its tiles and its area in
-        tiles (at most their count; `fakescope.tiles.evidence`)."""
-        a = pad_to(restore_scale(rgb, self.tile_rule)[0], self.input_size)
-        t = cut(a, self.tile_rule)[0]
-        return t, evidence(a.shape[0], a.shape[1], len(t), self.tile_rule)
+        """(tiles, evidence) of a tiled model for the decoded image (`Network.tile_input`)."""
+        kind = self.kind.tiles if isinstance(self.kind, Fusion) else self.kind
+        return kind.tile_input(rgb)
 
-    def preprocess(self, image: ImageSource) -> np.ndarray:
-        """Any image -> this model's input arrays (see `arrays`); raises `ImageError`."""
+    def logits_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Raw network logits for pre-processed uint8 N×H×W×3 arrays (a single network)."""
+        if not isinstance(self.kind, Network):
+            raise FakescopeError(f"{self.name} ({self.kind.kind}) scores images, not arrays")
+        return self.kind.logits_arrays(x, batch_size)
+
+    def score_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """prob_fake (calibrated) for pre-processed uint8 N×H×W×3 arrays, one per array."""
+        return apply_calibration(self.logits_arrays(x, batch_size), self.calibration)
+
+    def image_logit(self, array_logits: np.ndarray) -> float:
+        """One image's raw logit from its arrays' logits."""
+        return self.kind.image_logit(array_logits)
+
+    def image_logits(self, parts: list) -> list[float]:
+        """Raw image logits for several images' prepared inputs."""
+        return self.kind.logits(parts)
+
+    def preprocess(self, image: ImageSource):
+        """Any image -> the input of the model that scores it; raises `ImageError`."""
         img = open_image(image)
-        return self.member_for(img.size).arrays(img)
+        member = self.kind.member(img.size)
+        return member.prepare(img, load_rgb(img) if member.needs_rgb else None)
 
-    def _prepare(self, image: ImageSource) -> tuple[Detector, np.ndarray, Any] | str:
+    # ---- the pipeline ---------------------------------------------------------------------
+
+    def _prepare(self, image: ImageSource) -> Prepared | str:
+        """Decode once, prepare for the member that takes this size, read provenance and the
+        scope; an error message instead when the image cannot be read."""
         try:
             image = url_bytes(image)  # an http(s) URL: downloaded with the CLI's limits
             img = open_image(image)
-            member = self.member_for(img.size)
-            rgb = None if member.rule == "resize" else load_rgb(img)
-            arrays = member.arrays(img) if rgb is None else member.arrays_rgb(rgb)
-            evidence = None
+            member = self.kind.member(img.size)
+            rgb = load_rgb(img) if member.needs_rgb or member.scope_check else None
+            prep = Prepared(member, member.prepare(img, rgb))
             if self.metadata and not isinstance(image, np.ndarray):
                 from fakescope.provenance import read_evidence
 
-                evidence = read_evidence(image)
-            note = caution = ""
+                prep.evidence = read_evidence(image)
             if member.scope_check:
                 from fakescope.scope import measure
 
-                sc = measure(load_rgb(img) if rgb is None else rgb)
-                note, caution = sc.note, sc.caution
-            return member, arrays, (evidence, note, caution)
+                sc = measure(rgb)
+                prep.note, prep.caution = sc.note, sc.caution
+            return prep
         except ImageError as e:
             return str(e)
         except OSError as e:
@@ -333,46 +274,18 @@ class Detector:
         except MemoryError:
             return "out of memory decoding this image"
 
-    # ---- scoring ------------------------------------------------------------------------
-
-    def logits_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Raw network logits (before aggregation and calibration) for pre-processed uint8
-        N×H×W×3 arrays; flip TTA when the model asks for it."""
-        if self.runner is None:
-            raise FakescopeError("a routing detector scores images, not arrays")
-        bs = batch_size or self.runner.batch_size
-        out = []
-        for i in range(0, len(x), bs):
-            xb = x[i : i + bs]
-            z = self.runner(xb)
-            if self.tta == "flip":
-                z = (z + self.runner(np.ascontiguousarray(xb[:, :, ::-1]))) / 2
-            out.append(z)
-        return np.concatenate(out) if out else np.zeros(0)
-
-    def score_arrays(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """prob_fake (calibrated) for pre-processed uint8 N×H×W×3 arrays, one per array."""
-        return apply_calibration(self.logits_arrays(x, batch_size), self.calibration)
-
-    def image_logit(self, tile_logits: np.ndarray) -> float:
-        """One image's raw logit from its arrays' logits."""
-        if self.rule == "tiles":
-            return aggregate(tile_logits, self.tile_rule)
-        return float(tile_logits[0])
-
     def _iter_scored(
         self, images: Iterable[ImageSource], batch_size: int | None, workers: int | None
-    ) -> Iterator[tuple[ImageSource, Detector | None, float | None, str, Any]]:
-        """(image, model, raw logit, "", evidence) or (image, None, None, error, None), in input
-        order.
+    ) -> Iterator[tuple[ImageSource, Prepared | str, float | None]]:
+        """(image, prepared or error, raw logit or None), in input order.
 
         Images are decoded in threads with a bounded look-ahead (each keeps only its model
         input, never the decoded photo), then scored in network batches of about `batch_size`
         arrays (tiles or thumbnails), so memory stays bounded for any number of images."""
         workers = workers or min(4, os.cpu_count() or 1)
         batch_size = batch_size or 256
-        lookahead = 2 * workers + (batch_size if self.rule == "resize" else 8)
-        ready: list[tuple[ImageSource, tuple[Detector, np.ndarray, Any] | str]] = []
+        lookahead = 2 * workers + (batch_size if not self.kind.needs_rgb else 8)
+        ready: list[tuple[ImageSource, Prepared | str]] = []
         n_arrays = 0
         with ThreadPoolExecutor(max_workers=workers) as pool:
             pending: deque = deque()
@@ -388,172 +301,185 @@ class Detector:
                     pending.append((nxt, pool.submit(self._prepare, nxt)))
                 item = fut.result()
                 ready.append((img, item))
-                n_arrays += 0 if isinstance(item, str) else len(item[1])
+                n_arrays += 0 if isinstance(item, str) else len(item.arrays)
                 if n_arrays >= batch_size:
                     yield from self._score_ready(ready)
                     ready, n_arrays = [], 0
             if ready:
                 yield from self._score_ready(ready)
 
-    def _score_ready(self, ready) -> Iterator[tuple[ImageSource, Detector | None, float, str, Any]]:
-        """Score prepared images: one network pass per model over all their arrays."""
+    def _score_ready(self, ready) -> Iterator[tuple[ImageSource, Prepared | str, float | None]]:
+        """Score prepared images: one network pass per member over all their inputs."""
         groups: dict[int, list[int]] = {}
         for i, (_, item) in enumerate(ready):
             if not isinstance(item, str):
-                groups.setdefault(id(item[0]), []).append(i)
+                groups.setdefault(id(item.member), []).append(i)
         logits: dict[int, float] = {}
         for idx in groups.values():
-            member = ready[idx[0]][1][0]
-            z = member.image_logits([ready[i][1][1] for i in idx])
+            member = ready[idx[0]][1].member
+            z = member.logits([ready[i][1].arrays for i in idx])
             logits.update(zip(idx, z, strict=True))
         for i, (img, item) in enumerate(ready):
-            if isinstance(item, str):
-                yield img, None, None, item, None
-            else:
-                yield img, item[0], logits[i], "", item[2]
+            yield img, item, logits.get(i)
 
-    def image_logits(self, parts: list) -> list[float]:
-        """Raw image logits for several images' pre-processed inputs (`arrays`), in one network
-        pass per model: tiles of all images together, and for a fusion model all CLIP views
-        together."""
-        if self.fusion:
-            tiles = self.fusion["tiles"].image_logits([p.tiles for p in parts])
-            from fakescope.clip import shared_encoder
+    # ---- the verdict ------------------------------------------------------------------------
 
-            emb = shared_encoder().embed(np.stack([p.view for p in parts]))
-            e = np.array([p.evidence for p in parts])
-            z = self.fusion["combiner"](np.array(tiles), self.fusion["head"](emb), e)
-            return [float(v) for v in z]
-        z = self.logits_arrays(np.concatenate(parts))
-        ends = np.cumsum([len(x) for x in parts])
-        return [self.image_logit(z[end - len(x) : end]) for end, x in zip(ends, parts, strict=True)]
-
-    def row(
-        self, path: str, logit: float | None, error: str = "", note: str = "", caution: str = ""
+    def decide(
+        self,
+        prob: float,
+        member: Kind | None = None,
+        *,
+        threshold: float | None = None,
+        note: str = "",
+        caution: str = "",
+        evidence=None,
     ) -> dict[str, Any]:
-        """A result row from this (single) model's raw logit; a `note` (out of scope) makes
-        the verdict `uncertain` and says why; a `caution` (graphic-like, `fakescope.scope`)
-        does so only for a `fake` verdict."""
-        if logit is None:
-            return dict.fromkeys(ROW_FIELDS, "") | {
-                "path": path,
-                "prob_fake": None,
-                "label": None,
-                "error": error,
-            }
-        prob = float(apply_calibration(np.array([logit]), self.calibration)[0])
-        label = "uncertain" if note else verdict(prob, self.threshold, self.uncertain)
-        if label == "fake" and caution:
+        """The verdict fields of a row (`label`, `verdict_source`, `provenance`, `note`) for a
+        pixel score, under the rules in the module docstring, in their order."""
+        member = member or self.kind
+        if threshold is None:  # 1. threshold and band
+            label = verdict(prob, member.threshold, member.uncertain)
+        else:
+            label = verdict(prob, threshold, None)
+        if note:  # 2. scope
+            label = "uncertain"
+        elif caution and label == "fake":
             label, note = "uncertain", caution
+        source, provenance = "pixels", ""
+        if evidence is not None:  # 3. metadata
+            provenance = evidence.summary()
+            if evidence.decisive() is not None:
+                label, source = "fake", "metadata"
+        return {"label": label, "verdict_source": source, "provenance": provenance, "note": note}
+
+    def _row(
+        self, path: str, item: Prepared | str, logit: float | None, threshold: float | None
+    ) -> dict[str, Any]:
+        if isinstance(item, str):
+            return error_row(path, item)
+        member = item.member
+        prob = float(apply_calibration(np.array([logit]), member.calibration)[0])
+        fields = self.decide(
+            prob,
+            member,
+            threshold=threshold,
+            note=item.note,
+            caution=item.caution,
+            evidence=item.evidence,
+        )
         return {
             "path": path,
             "prob_fake": round(prob, 6),
-            "label": label,
-            "model": self.name,
-            "provenance": "",
-            "verdict_source": "pixels",
-            "note": note,
+            "label": fields["label"],
+            "model": member.name,
+            "provenance": fields["provenance"],
+            "verdict_source": fields["verdict_source"],
+            "note": fields["note"],
             "error": "",
         }
+
+    def row(
+        self,
+        path: str,
+        logit: float | None,
+        error: str = "",
+        note: str = "",
+        caution: str = "",
+        threshold: float | None = None,
+    ) -> dict[str, Any]:
+        """A row from this (single) model's raw logit (no provenance)."""
+        if logit is None:
+            return error_row(path, error)
+        prep = Prepared(self.kind, None, None, note, caution)
+        return self._row(path, prep, logit, threshold)
+
+    # ---- the public scoring API -------------------------------------------------------------
 
     def iter_predict(
         self,
         images: Iterable[ImageSource],
         batch_size: int = 256,
         workers: int | None = None,
+        threshold: float | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Stream rows (`ROW_FIELDS`) for any number of images, in order; an unreadable image
-        yields a row with `error` set."""
-        for img, member, logit, error, extra in self._iter_scored(images, batch_size, workers):
-            if member is None:
-                yield self.row(_name_of(img), None, error)
-                continue
-            evidence, note, caution = extra
-            row = member.row(_name_of(img), logit, note=note, caution=caution)
-            if evidence is not None:
-                from fakescope.provenance import combine
-
-                row = combine(row, evidence)
-            yield row
+        yields a row with `error` set. `threshold` replaces the model's (see `decide`)."""
+        for img, item, logit in self._iter_scored(images, batch_size, workers):
+            yield self._row(_name_of(img), item, logit, threshold)
 
     def iter_logits(
         self, images: Iterable[ImageSource], batch_size: int = 256
     ) -> Iterator[tuple[float | None, str]]:
         """(raw logit before calibration, "") or (None, error) per image, in order; for fitting
         calibration and for measurements that need the model's own score."""
-        for _, _, logit, error, _ in self._iter_scored(images, batch_size, None):
-            yield logit, error
+        for _, item, logit in self._iter_scored(images, batch_size, None):
+            yield (None, item) if isinstance(item, str) else (logit, "")
 
-    def predict(self, image: ImageSource) -> dict[str, Any]:
-        """One row (`ROW_FIELDS`) for one image; raises `ImageError` if it cannot be read."""
-        (row,) = self.iter_predict([image], batch_size=1, workers=1)
+    def predict(self, image: ImageSource, threshold: float | None = None) -> dict[str, Any]:
+        """One row (`ROW_FIELDS`) for one image; raises `ImageError` (naming the image) if it
+        cannot be read."""
+        (row,) = self.iter_predict([image], batch_size=1, workers=1, threshold=threshold)
         if row["error"]:
-            raise ImageError(row["error"])
+            raise ImageError(f"{row['path']}: {row['error']}")
         return row
 
     def predict_batch(
-        self, images: Iterable[ImageSource], batch_size: int = 256
+        self, images: Iterable[ImageSource], batch_size: int = 256, threshold: float | None = None
     ) -> list[dict[str, Any]]:
         """Rows for many images; bad images get an `error` instead of raising."""
-        return list(self.iter_predict(images, batch_size))
+        return list(self.iter_predict(images, batch_size, threshold=threshold))
 
-    def explain(self, image: ImageSource, method: str = "gradcam"):
-        """Grad-CAM for the predicted class over the whole image -> `Explanation` (`.image`: the
-        image as scored, `.heatmap` in [0, 1] of the same size, `.overlay`, `.panel()`). Needs
-        the PyTorch backend and the `explain` extra."""
-        from fakescope.explain import explain_image
+    def explain(self, image: ImageSource, method: str = "gradcam", threshold: float | None = None):
+        """`predict` + a map -> `Explanation`: the row is `predict`'s for the same image and
+        threshold (same preparation, `prob_fake`, label and verdict source); the map is the
+        scoring model's (`Kind.explanation`: Grad-CAM for thumbnail networks, the tile map of
+        fake-evidence for tiled ones), with `shows` saying what it means. Needs the `explain`
+        extra; raises `ImageError` (naming the image) if it cannot be read."""
+        from fakescope.explain import Explanation
 
-        img = open_image(url_bytes(image))
-        member = self.member_for(img.size)
-        if member.fusion:  # the heatmap is the tile view's (CLIP sees the image as a whole)
-            member = member.fusion["tiles"]
-        if member.model is None:
-            raise FakescopeError(
-                "explanations need the PyTorch backend: pip install 'fakescope[torch]'"
-            )
-        return explain_image(member, img, method)
+        image = url_bytes(image)
+        row = self.predict(image, threshold=threshold)
+        img = open_image(image)
+        member = self.kind.member(img.size)
+        line = member.threshold if threshold is None else threshold
+        m = member.explanation(img, load_rgb(img), int(row["prob_fake"] >= line), method)
+        return Explanation(
+            m.image, m.heatmap, row["prob_fake"], row["label"], m.method, member.name, m.shows, row
+        )
+
+
+class FusionParts(MutableMapping):
+    """`Detector.fusion`: a fusion kind's parts by the names scripts use; `tiles` is a Detector."""
+
+    def __init__(self, kind: Fusion, metadata: bool):
+        self._kind = kind
+        self._tiles = Detector(kind.tiles, metadata=metadata)
+
+    def __getitem__(self, key: str):
+        return self._tiles if key == "tiles" else getattr(self._kind, _part(key))
+
+    def __setitem__(self, key: str, value) -> None:
+        setattr(self._kind, _part(key), value.kind if key == "tiles" else value)
+        if key == "tiles":
+            self._tiles = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("a fusion model's parts cannot be removed")
+
+    def __iter__(self):
+        return iter(("tiles", "head", "combiner"))
+
+    def __len__(self) -> int:
+        return 3
+
+
+def _part(key: str) -> str:
+    if key not in ("tiles", "head", "combiner"):
+        raise KeyError(key)
+    return key
 
 
 _END = object()
-_fallback_warned: set[str] = set()
-
-
-def _load_fusion(cls, path, config, name, device, backend, metadata) -> Detector:
-    """A fusion folder: its tile model + CLIP head + combiner; the tile model alone (and a
-    note on stderr, once) when the CLIP encoder is not installed."""
-    import sys
-
-    from fakescope import clip
-    from fakescope.fusion import HEAD_FILE, Combiner, Head
-
-    spec = config["fusion"]
-    tiles_ref = spec["tiles"]
-    if "/" not in tiles_ref:  # a folder inside this one, else beside it, else a shipped name
-        for base in (path, path.parent):
-            if (base / tiles_ref / CONFIG).is_file():
-                tiles_ref = str(base / tiles_ref)
-                break
-    tiles = cls.load(tiles_ref, device=device, backend=backend, metadata=metadata)
-    if clip.find_encoder() is None:
-        if name not in _fallback_warned:
-            _fallback_warned.add(name)
-            print(
-                f"note: the CLIP encoder is not installed, so {name} scores photos with its "
-                f"tile model {tiles.name} alone (its own threshold); for both views, "
-                f"{clip.SETUP_HINT.removeprefix('run ')}",
-                file=sys.stderr,
-            )
-        return tiles
-    head_file = path / HEAD_FILE
-    expected = spec.get("head_sha256")
-    if expected and sha256_file(head_file) != expected:
-        raise FakescopeError(f"{head_file}: SHA-256 does not match {CONFIG}")
-    parts = {
-        "tiles": tiles,
-        "head": Head.load(head_file),
-        "combiner": Combiner.from_config(spec["combiner"]),
-    }
-    return cls(config=config, name=name, metadata=metadata, fusion=parts)
 
 
 def _name_of(image: ImageSource) -> str:

@@ -12,9 +12,11 @@ class ImageError(FakescopeError):
 
 
 def missing_extra(package: str, extra: str) -> FakescopeError:
-    """The error for an optional dependency that is not installed."""
+    """The error for an optional dependency that is not installed: it names the extra to
+    install (one step for everything the feature needs), not the side package that failed."""
     return FakescopeError(
-        f"this feature needs the '{package}' package: pip install 'fakescope[{extra}]'"
+        f"this needs the '{extra}' extra ({package} is one of its packages): "
+        f"pip install 'fakescope[{extra}]'"
     )
 
 

@@ -1,4 +1,5 @@
-"""Grad-CAM explanations through the `grad-cam` package (extra `explain`).
+"""Explanation maps (extra `explain`): Grad-CAM through the `grad-cam` package for thumbnail
+networks, and tile maps of fake-evidence for tiled photo networks.
 
 The explained target is always the predicted class: the "fake" logit when the verdict is fake,
 its negative when real (`BinaryClassifierOutputTarget(pred)`); `targets=None` would silently
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -168,6 +169,19 @@ class Explanation:
     method: str
     model: str = ""
     shows: str = ""
+    row: dict = field(default_factory=dict)  # predict's row for the same image
+
+    @property
+    def context(self) -> str:
+        """What the map is not, when the verdict is more than the pixels' (metadata, scope)."""
+        if self.row.get("verdict_source") == "metadata":
+            return (
+                f"The verdict comes from the file's metadata ({self.row.get('provenance')}); "
+                "the map shows only what the pixels say."
+            )
+        if self.row.get("note"):
+            return f"Verdict uncertain: {self.row['note']}; the map shows what the pixels say."
+        return ""
 
     @property
     def overlay(self) -> Image.Image:
@@ -301,55 +315,32 @@ def tile_map(
     return np.clip(heat, 0, 1).astype(np.float32), len(tiles)
 
 
-def explain_image(det, img: Image.Image, method: str = "gradcam") -> Explanation:
-    """Explain one opened image with a single-model `Detector` (see `Detector.explain`).
+def gradcam_map(
+    net, img: Image.Image, rgb: np.ndarray, pred: int, method: str = "gradcam"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image, heatmap) for a thumbnail network (`fakescope.kinds.network.Network`): Grad-CAM
+    (`method`) for the class `pred` on the model input, mapped back onto the centre square of
+    the image the input was cut from (the rest of the image was not seen: heat 0)."""
+    x = net.prepare(img, rgb)
+    cam = cam_batch(net.model, x, np.array([pred]), net.input_size, method)[0]
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    heat = np.zeros((h, w), np.float32)
+    placed = Image.fromarray(cam).resize((side, side), Image.BILINEAR)
+    heat[top : top + side, left : left + side] = np.asarray(placed)
+    return _shrink(rgb, heat)
 
-    - `resize` models: Grad-CAM (`method`) on the model input, mapped back onto the centre
-      square of the original image the input was cut from (the rest of the image was not seen:
-      heat 0).
-    - `tiles` models: the tile map (`tile_map`): every region's own probability for the
-      verdict, from tiles scored at native scale, smooth over the whole photo at any size. The
-      verdict itself is `predict`'s (the model's own tiles). Grad-CAM within 96-px tiles cost
-      about a second per tile on a CPU and gave separate squares with gaps on large photos
-      (all zero at 4000×3000), so tiled models do not use it; `method` is ignored for them.
-    """
-    from fakescope.images import load_rgb, pad_to
-    from fakescope.tiles import cut
 
-    a = load_rgb(img)
-    h, w = a.shape[:2]
-    if det.rule == "resize":
-        x = det.arrays(img)
-        logit = det.image_logit(det.logits_arrays(x))
-        row = det.row("", logit)
-        pred = int(row["prob_fake"] >= det.threshold)
-        cam = cam_batch(det.model, x, np.array([pred]), det.input_size, method)[0]
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        heat = np.zeros((h, w), np.float32)
-        placed = Image.fromarray(cam).resize((side, side), Image.BILINEAR)
-        heat[top : top + side, left : left + side] = np.asarray(placed)
-        a, heat = _shrink(a, heat)
-        shows = (
-            f"{method} on the {det.input_size}×{det.input_size} model input (the centre square "
-            "of the image): where the network found evidence for its verdict, scaled to its "
-            "maximum; outside that square the model did not look"
-        )
-    else:
-        big = pad_to(a, det.input_size)
-        logit = det.image_logit(det.logits_arrays(cut(big, det.tile_rule)[0]))
-        row = det.row("", logit)
-        pred = int(row["prob_fake"] >= det.threshold)
-        heat, n = tile_map(det, big, pred, (h, w), _view_hw(h, w))
-        a, _ = _shrink(a)
-        method = "tile-scores"
-        t = det.input_size
-        shows = (
-            "tile scores: each region's own probability for the verdict (prob_fake for "
-            f"'fake', 1 - prob_fake for 'real'), from half-overlapping {t}×{t} tiles at the "
-            f"photo's own scale ({n} here, at most {explain_budget(t)}), interpolated "
-            "smoothly over the whole image; 1 = that region alone is sure of the verdict, "
-            "0 = it votes the other way"
-        )
-    label = row["label"] or "real"
-    return Explanation(a, heat, row["prob_fake"], label, method, det.name, shows)
+def fake_evidence_map(
+    net, scaled: np.ndarray, hw: tuple[int, int], rgb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(image, heatmap, tiles scored) for a tiled network: tiles cut from the image at the
+    scale the model scores it (`scaled`, padded to a tile; `hw` its size before padding), each
+    region's prob_fake (`tile_map` of the fake class: red = looks generated, whatever the
+    verdict), drawn over the decoded image `rgb` (shrunk for viewing). Grad-CAM within 96-px
+    tiles cost about a second per tile on a CPU and gave separate squares with gaps on large
+    photos, so tiled models do not use it."""
+    heat, n = tile_map(net, scaled, 1, hw, _view_hw(*rgb.shape[:2]))
+    image, _ = _shrink(rgb)
+    return image, heat, n

@@ -130,25 +130,20 @@ def export_onnx(
         raise missing_extra(e.name or "onnx", "onnx") from None
     from fakescope.detector import Detector
     from fakescope.fileio import atomic_path, write_json
+    from fakescope.kinds.load import describe
 
-    folder, _ = resolve_model_dir(model)
+    folder, shipped = resolve_model_dir(model)
     config = read_config(folder)
-    if "route" in config:
-        members = ", ".join(str(r.get("model")) for r in config["route"])
-        raise FakescopeError(
-            f"{folder} is a routing model with no network of its own; export each of its "
-            f"models instead ({members}): fakescope export --format onnx --model NAME"
-        )
-    if "fusion" in config:
-        tiles = config["fusion"].get("tiles")
-        raise FakescopeError(
-            f"{folder} is a fusion model with no network of its own (its CLIP encoder is "
-            f"ONNX already); export its tile model instead: fakescope export --format onnx "
-            f"--model {tiles}"
-        )
+    describe(model).network()  # a refusal for kinds without a network of their own
     file, key = VARIANTS["onnx-int8" if int8 else "onnx"]
     out = Path(out) if out is not None else folder / file
     into_folder = out.resolve() == (folder / file).resolve()
+    if shipped and out.resolve().parent == folder.resolve():
+        raise FakescopeError(
+            f"{folder.name} is shipped inside the installed fakescope package; its "
+            f"{out.name} and {CONFIG} are part of it and are not overwritten: give --out FILE "
+            "outside the package"
+        )
     det = Detector.load(model, device="cpu", backend="torch")
     size = int(det.input_size)
     wrapper = _uint8_wrapper(det.model.float().cpu())

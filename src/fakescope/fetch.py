@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -23,6 +24,10 @@ from fakescope.errors import ImageError
 MAX_BYTES = int(os.environ.get("FAKESCOPE_MAX_DOWNLOAD", 50 * 1024 * 1024))
 TIMEOUT = float(os.environ.get("FAKESCOPE_DOWNLOAD_TIMEOUT", 30))  # seconds, whole download
 CHUNK = 64 * 1024
+
+
+SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+ONLY_HTTP = "only http:// and https:// URLs are supported"  # one message, CLI and API alike
 
 
 def is_url(arg: str) -> bool:
@@ -90,6 +95,8 @@ def url_bytes(image: Any) -> Any:
     the bytes are decoded); anything else is returned unchanged. `ImageError` on failure, so
     a batch gives that URL an error row. The file lives in a private temporary folder only
     while it is read."""
+    if isinstance(image, str) and not is_url(image) and SCHEME.match(image):
+        raise ImageError(ONLY_HTTP)  # file://, ftp://, ...: as the CLI says
     if not (isinstance(image, str) and is_url(image)):
         return image
     with tempfile.TemporaryDirectory(prefix="fakescope-download-") as tmp:

@@ -67,6 +67,9 @@ def from_array(a: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(a))
 
 
+ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
 def open_image(src: ImageSource) -> Image.Image:
     """Open `src` lazily (header only) and check its pixel count before anything is decoded."""
     if isinstance(src, np.ndarray):
@@ -88,6 +91,10 @@ def open_image(src: ImageSource) -> Image.Image:
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 img = Image.open(fp)
         except UnidentifiedImageError:
+            if isinstance(fp, Path) and fp.name.lower().endswith(ARCHIVES):
+                raise ImageError(
+                    "an archive, not an image: `fakescope scan` reads zip and tar archives"
+                ) from None
             raise ImageError("not an image Pillow can read") from None
         except Image.DecompressionBombError:
             raise ImageError(

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
 from fakescope.errors import FakescopeError
-from fakescope.fetch import is_url
+from fakescope.fetch import ONLY_HTTP, SCHEME, is_url
 
 # Formats Pillow can identify but that hold data, documents or video rather than pictures
 # (stub plugins, or needing Ghostscript): a folder's .h5 or .eps is skipped, not an error row.
@@ -45,7 +44,6 @@ def _pillow_tables() -> tuple[frozenset[str], tuple[str, ...]]:
 
 
 IMAGE_SUFFIXES, SNIFF_FORMATS = _pillow_tables()
-_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 class Missing(str):
@@ -66,9 +64,14 @@ class Expansion:
 
     non_image: int = 0  # files skipped inside folders / glob matches
     duplicates: int = 0  # images named again (each is scored once)
+    empty: list[str] = field(default_factory=list)  # folders named that hold no image
 
     def notes(self) -> list[str]:
         out = []
+        if self.empty:
+            shown = ", ".join(self.empty[:3]) + (", ..." if len(self.empty) > 3 else "")
+            n = len(self.empty)
+            out.append(f"{n} folder{'s' * (n != 1)} with no image ({shown})")
         if self.non_image:
             out.append(f"{self.non_image} non-image file{'s' * (self.non_image != 1)} skipped")
         if self.duplicates:
@@ -126,7 +129,12 @@ def _candidates(arg: str, stats: Expansion) -> Iterator[tuple[str, str]]:
     if is_url(arg):
         yield arg, arg
     elif os.path.isdir(arg):
-        yield from _walk(arg, stats)
+        found = False
+        for item in _walk(arg, stats):
+            found = True
+            yield item
+        if not found:
+            stats.empty.append(arg)
     elif os.path.lexists(arg):
         yield arg, os.path.realpath(arg)
     elif glob.has_magic(arg):
@@ -141,8 +149,8 @@ def _candidates(arg: str, stats: Expansion) -> Iterator[tuple[str, str]]:
                 stats.non_image += 1
         if not matched:
             yield Missing(arg, "no file matches this pattern"), ""
-    elif _SCHEME.match(arg):
-        yield Missing(arg, "only http:// and https:// URLs are supported"), ""
+    elif SCHEME.match(arg):
+        yield Missing(arg, ONLY_HTTP), ""
     else:
         yield Missing(arg), ""
 

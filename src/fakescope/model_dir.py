@@ -3,7 +3,7 @@
 A model is a folder with `config.json` (`CONFIG`) + weights (`WEIGHTS`, safetensors) and maybe
 exported ONNX graphs (`VARIANTS`, run by `fakescope.backends.onnx_runner`): a run folder, or a
 shipped model under `fakescope/weights/` (`WEIGHTS_DIR`). This module knows the file names, lists
-the shipped models and their one-line summaries, resolves a name or path to a folder, reads and
+the shipped models, resolves a name or path to a folder, reads and
 writes the config (`model_config` is the one a training run writes) and checks files by SHA-256.
 
 It imports no torch (`save_model` imports safetensors when called) and nothing that scores.
@@ -50,56 +50,6 @@ def available_models() -> list[str]:
     """Shipped model names, the default first."""
     names = sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / CONFIG).is_file())
     return sorted(names, key=lambda n: n != DEFAULT_MODEL)
-
-
-def model_summary(name: str | os.PathLike) -> dict[str, Any]:
-    """What `fakescope models` and the web API show of a model folder: a one-line description
-    (kind, architecture, input rule, threshold) and its measured headline metrics."""
-    path, _ = resolve_model_dir(name)
-    cfg = read_config(path)
-    if "route" in cfg:
-        parts = [
-            (f"max side <= {r['max_side']} px -> " if r.get("max_side") else "else -> ")
-            + r["model"]
-            for r in cfg["route"]
-        ]
-        return {"description": "routes by image size: " + "; ".join(parts), "metrics": []}
-    if "fusion" in cfg:
-        desc = (
-            f"fusion of {cfg['fusion']['tiles']} (native tiles) and a linear probe on frozen "
-            f"CLIP ViT-B/16 features (needs `fakescope setup clip`), threshold "
-            f"{float(cfg.get('threshold', 0.5)):.4g}"
-        )
-        if cfg.get("uncertain"):
-            lo, hi = cfg["uncertain"]
-            desc += f", uncertain in [{lo:.3g}, {hi:.3g})"
-        return {"description": desc, "metrics": _metric_lines(cfg)}
-    inp = cfg.get("input") or {"rule": "resize", "size": cfg.get("input_size")}
-    if inp["rule"] == "tiles":
-        rule = f"{inp['tile']}-px tiles at native scale (<= {inp['budget']}, {inp['aggregate']})"
-    else:
-        rule = f"whole image resized to {inp['size']}×{inp['size']}"
-    desc = f"{cfg.get('arch')}, {rule}, threshold {float(cfg.get('threshold', 0.5)):.4g}"
-    if cfg.get("uncertain"):
-        lo, hi = cfg["uncertain"]
-        desc += f", uncertain in [{lo:.3g}, {hi:.3g})"
-    return {"description": desc, "metrics": _metric_lines(cfg)}
-
-
-def _metric_lines(cfg: dict[str, Any]) -> list[str]:
-    """Headline lines of a config's measured metrics (those with a ROC-AUC)."""
-    lines = []
-    for key, m in (cfg.get("metrics") or {}).items():
-        if isinstance(m, dict) and m.get("roc_auc") is not None:
-            acc = m.get("accuracy", m.get("accuracy_decided"))
-            line = f"{key}: " + (f"accuracy {acc:.4f}, " if acc is not None else "")
-            line += f"ROC-AUC {m['roc_auc']:.4f}"
-            fpr = m.get("fpr", m.get("false_positive_rate"))
-            if fpr is not None:
-                line += f", false-positive rate {fpr:.4f}"
-            n = m.get("n", (m.get("n_real") or 0) + (m.get("n_fake") or 0))
-            lines.append(line + f" (n={n})")
-    return lines
 
 
 def save_model(run_dir: Path, model, config: dict[str, Any], half: bool = False) -> None:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from fakescope.calibration import verdict
-from fakescope.detector import ROW_FIELDS
+from fakescope.detector import ROW_FIELDS, error_row
 from fakescope.errors import ImageError
 from fakescope.fetch import Downloads, is_url
 from fakescope.inputs import Expansion, Missing, expand_paths, nothing_to_score
@@ -62,13 +61,16 @@ class Tally:
         return f"{self.scored} scored ({', '.join(parts)}), {self.errors} not scored"
 
 
-def relabel(row: dict[str, Any], threshold: float) -> dict[str, Any]:
-    """A row's verdict at a user's threshold (`predict --threshold`): a hard `fake`/`real` from
-    the pixel score (the model's `uncertain` band belongs to its own threshold, so it is not
-    applied), except where the file's metadata decided the verdict."""
-    if row["error"] or row.get("verdict_source") == "metadata":
-        return row
-    return {**row, "label": verdict(row["prob_fake"], threshold, None)}
+def why(row: dict[str, Any]) -> str:
+    """The table's tail of a row: its provenance (and whether it decided) and its note (why
+    it is `uncertain`), in brackets; '' when there is neither."""
+    parts = []
+    if prov := row.get("provenance") or "":
+        by = "verdict from metadata: " if row.get("verdict_source") == "metadata" else ""
+        parts.append(f"[{by}{prov}]")
+    if note := row.get("note") or "":
+        parts.append(f"[{note}]")
+    return "".join(f"  {p}" for p in parts)
 
 
 class RowWriter:
@@ -104,15 +106,9 @@ class RowWriter:
                 err = f"{row['path']}: {row['error']}"
                 self.out.write(f"{'-':>9}  {'error':<9}  {'':<20}  {err}\n")
             else:
-                prov = row.get("provenance") or ""
-                if prov:
-                    by = (
-                        "verdict from metadata: " if row.get("verdict_source") == "metadata" else ""
-                    )
-                    prov = f"  [{by}{prov}]"
                 self.out.write(
                     f"{row['prob_fake']:>9.4f}  {row['label']:<9}  {row.get('model', ''):<20}  "
-                    f"{row['path']}{prov}\n"
+                    f"{row['path']}{why(row)}\n"
                 )
         self.first = False
         self.out.flush()
@@ -122,15 +118,6 @@ class RowWriter:
             self._start()
         if self.fmt == "json":
             self.out.write("\n]\n" if not self.first else "]\n")
-
-
-def _error_row(path: str, error: str) -> dict[str, Any]:
-    return dict.fromkeys(FIELDS, "") | {
-        "path": path,
-        "prob_fake": None,
-        "label": None,
-        "error": error,
-    }
 
 
 def run_predict(
@@ -144,7 +131,8 @@ def run_predict(
     threshold: float | None = None,
 ) -> Tally:
     """Score everything; returns the tally. `stats` collects what the walk skipped; `threshold`
-    (when given) replaces each model's own for the rows' labels. Raises FakescopeError (before
+    (when given) replaces each model's own threshold in the Detector's verdict (the scope and
+    metadata rules still hold). Raises FakescopeError (before
     writing anything) when no image was found at all."""
     from tqdm import tqdm
 
@@ -159,13 +147,11 @@ def run_predict(
     tally = Tally()
 
     def failed(path: str, error: str) -> None:
-        queue.append((_error_row(path, error), None, None))
+        queue.append((error_row(path, error), None, None))
         if len(problems) < 3:
             problems.append(f"{path}: {error}")
 
     def emit(row: dict[str, Any]) -> None:
-        if threshold is not None:
-            row = relabel(row, threshold)
         writer.write(row)
         if row["error"]:
             tally.errors += 1
@@ -196,7 +182,7 @@ def run_predict(
                     yield item
 
         bar = tqdm(desc="scoring", unit="img", file=sys.stderr, disable=not progress, leave=False)
-        for row in det.iter_predict(images(), batch_size=batch_size):
+        for row in det.iter_predict(images(), batch_size=batch_size, threshold=threshold):
             while queue[0][0] is not None:
                 emit(queue.popleft()[0])
             _, name, tmp = queue.popleft()

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fakescope.detector import error_row
 from fakescope.errors import FakescopeError, missing_extra
 from fakescope.fileio import atomic_path
 from fakescope.inputs import Expansion, at_least_one_image
@@ -176,7 +177,7 @@ class Scorer:
         scored = iter(self.det.iter_predict(ok, batch_size=self.batch_size))
         rows = []
         for i, ref in enumerate(refs):
-            row = self.det.row(ref["path"], None, failed[i]) if i in failed else next(scored)
+            row = error_row(ref["path"], failed[i]) if i in failed else next(scored)
             rows.append({**row, "path": ref["path"]})
         return rows
 
@@ -351,7 +352,7 @@ class Sink:
             try:
                 import pyarrow  # noqa: F401
             except ImportError:
-                raise missing_extra("pyarrow", "parquet") from None
+                raise missing_extra("pyarrow", "scan") from None
         elif name.endswith(".csv"):
             self.fmt = "csv"
         else:
@@ -359,29 +360,42 @@ class Sink:
         if self.output.is_dir():
             raise FakescopeError(f"--output {self.output} is a folder; give a file name")
         self.parts = self.output.parent / f".{self.output.name}.parts"
+        self.retry: set[str] = set()
 
     def part_files(self) -> list[Path]:
         return sorted(self.parts.glob(f"part-*.{self.fmt}")) if self.parts.is_dir() else []
 
-    def _paths_in(self, f: Path) -> Iterator[str]:
+    def _paths_in(self, f: Path) -> Iterator[tuple[str, bool]]:
+        """(path, is an error row) for every row of a written file."""
         try:
             if self.fmt == "parquet":
                 import pyarrow.parquet as pq
 
-                yield from pq.read_table(f, columns=["path"]).column(0).to_pylist()
+                t = pq.read_table(f, columns=["path", "error"])
+                yield from zip(
+                    t.column(0).to_pylist(), map(bool, t.column(1).to_pylist()), strict=True
+                )
             else:
                 with open(f, newline="", encoding="utf-8") as fh:
                     for row in csv.DictReader(fh):
-                        yield row["path"]
+                        yield row["path"], bool(row.get("error"))
         except Exception as e:  # noqa: BLE001 - any unreadable output: one clear message
             raise FakescopeError(
                 f"cannot read {f} to resume from it ({e}); move it away or choose another --output"
             ) from None
 
+    def _sources(self) -> list[Path]:
+        return ([self.output] if self.output.exists() else []) + self.part_files()
+
     def done(self) -> set[str]:
-        """Paths already written: in the output and in a killed run's part files."""
-        files = ([self.output] if self.output.exists() else []) + self.part_files()
-        return {p for f in files for p in self._paths_in(f)}
+        """Paths already scored: in the output and in a killed run's part files. A path whose
+        rows are all errors is not done: a re-run tries it again (`retry` counts them)."""
+        ok, failed = set(), set()
+        for f in self._sources():
+            for path, error in self._paths_in(f):
+                (failed if error else ok).add(path)
+        self.retry = failed - ok
+        return ok
 
     def add(self, row: dict[str, Any]) -> None:
         self.buffer.append(cells(row))
@@ -416,6 +430,25 @@ class Sink:
                         for r in rows:
                             w.writerow({k: "" if r[k] is None else r[k] for k in FIELDS})
 
+    def _kept(self, sources: list[Path]) -> Iterator[list[dict[str, Any]]]:
+        """Every source's rows, but of a path's error rows only the newest, and none where the
+        path was scored (a resumed run retries error rows)."""
+        ok: set[str] = set()
+        last_error: dict[str, int] = {}
+        for i, f in enumerate(sources):
+            for path, error in self._paths_in(f):
+                if error:
+                    last_error[path] = i
+                else:
+                    ok.add(path)
+        for i, f in enumerate(sources):
+            for rows in self._read(f):
+                yield [
+                    r
+                    for r in rows
+                    if not r["error"] or (r["path"] not in ok and last_error.get(r["path"]) == i)
+                ]
+
     def _read(self, f: Path) -> Iterator[list[dict[str, Any]]]:
         """A written file's rows in batches (bounded memory), as cells."""
         if self.fmt == "parquet":
@@ -441,8 +474,7 @@ class Sink:
         if not parts and self.output.exists():
             shutil.rmtree(self.parts, ignore_errors=True)  # a killed run's leftovers only
             return
-        sources = ([self.output] if self.output.exists() else []) + parts
-        self._write(self.output, (rows for f in sources for rows in self._read(f)))
+        self._write(self.output, self._kept(self._sources()))
         for p in parts:
             p.unlink()
         # what is left is a killed run's half-written temporary part (never listed as a part)
@@ -459,14 +491,22 @@ class Summary:
     errors: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    uncertain: int = 0
+    real: int = 0
+    retried: int = 0  # error rows of an earlier run tried again
 
     def line(self, output: Path, engine: str) -> str:
         n = self.scored + self.errors
         rate = n / self.seconds if self.seconds > 0 else 0.0
+        labels = [f"{self.fake} fake"]
+        if self.uncertain:
+            labels.append(f"{self.uncertain} uncertain")
+        labels.append(f"{self.real} real")
+        retried = f", {self.retried} earlier errors retried" if self.retried else ""
         return (
-            f"scan ({engine}): {self.scored} scored ({self.fake} fake, "
-            f"{self.scored - self.fake} real), {self.errors} not scored, {self.skipped} already "
-            f"in the output; {self.seconds:.1f}s, {rate:.1f} images/s; results in {output}"
+            f"scan ({engine}): {self.scored} scored ({', '.join(labels)}), {self.errors} not "
+            f"scored, {self.skipped} already in the output{retried}; {self.seconds:.1f}s, "
+            f"{rate:.1f} images/s; results in {output}"
         )
 
 
@@ -503,7 +543,7 @@ def scan(
     check_model(model)
     sink = Sink(Path(output), flush_every)
     done = sink.done()
-    summary = Summary(skipped=0)
+    summary = Summary(skipped=0, retried=len(sink.retry))
     t0 = time.perf_counter()
 
     # sources that give no image at all are an error before any worker starts (as predict)
@@ -517,7 +557,7 @@ def scan(
             if path in done:
                 summary.skipped += 1
             elif isinstance(ref, Missing):
-                record({k: None for k in FIELDS} | {"path": path, "model": "", "error": NO_FILE})
+                record(error_row(path, NO_FILE))
             else:
                 yield ref
 
@@ -531,6 +571,8 @@ def scan(
         else:
             summary.scored += 1
             summary.fake += row.get("label") == "fake"
+            summary.uncertain += row.get("label") == "uncertain"
+            summary.real += row.get("label") == "real"
 
     try:
         if engine == "local":

@@ -115,13 +115,13 @@ def _missing_module(e: ModuleNotFoundError) -> int:
     top = (e.name or "").split(".")[0]
     if top in TORCH_EXTRA:
         print(
-            f"error: this needs PyTorch and its tools ({e.name} is not installed): "
+            "error: this needs the 'torch' extra (PyTorch and its tools): "
             "pip install 'fakescope[torch]'",
             file=sys.stderr,
         )
     elif top in EXTRA_OF:
         print(
-            f"error: this needs the '{EXTRA_OF[top]}' extra ({e.name} is not installed): "
+            f"error: this needs the '{EXTRA_OF[top]}' extra: "
             f"pip install 'fakescope[{EXTRA_OF[top]}]'",
             file=sys.stderr,
         )

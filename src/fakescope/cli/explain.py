@@ -46,9 +46,10 @@ def add_parser(sub) -> None:
     x = subcommand(
         sub,
         "explain",
-        "Grad-CAM heatmaps: why an image was called fake",
-        "fakescope explain photo.jpg more/ --out why/ --method gradcam++",
-        "fakescope explain --data cifake-test.tar.xz --subset 2000 --out why-set/",
+        "predict's verdict with a map of the evidence (photos: tile maps; thumbnails: Grad-CAM)",
+        "fakescope explain photo.jpg more/ --out why/",
+        "fakescope explain --model cifake-resnet10s --data cifake-test.tar.xz --subset 2000 "
+        "--out why-set/",
     )
     x.add_argument(
         "paths",
@@ -68,8 +69,8 @@ def add_parser(sub) -> None:
         "--method",
         choices=list(METHOD_NAMES),
         default="gradcam",
-        help="CAM method for thumbnail (resize) models (default: gradcam); tiled photo models "
-        "show tile scores instead (see README: Explanations)",
+        help="Grad-CAM method for thumbnail models (default: gradcam); tiled photo models "
+        "show tile maps of fake-evidence instead (see README: Explanations)",
     )
     x.add_argument(
         "--per-class",
@@ -83,6 +84,16 @@ def add_parser(sub) -> None:
         default=2000,
         help="data-set view: images in the deletion check (random; 0 = all; default: 2000). It "
         "scores each image 4 times, more than the heatmaps cost",
+    )
+    x.add_argument(
+        "--threshold",
+        type=argtypes.probability,
+        help="as predict's --threshold: the verdict shown is predict's at this threshold",
+    )
+    x.add_argument(
+        "--no-metadata",
+        action="store_true",
+        help="as predict's: judge pixels only (no provenance evidence)",
     )
     add_seed_arg(x, 0, "--subset and the gallery picks")
     x.set_defaults(func=run)
@@ -202,7 +213,9 @@ def _generic(shows: str) -> str:
     return re.sub(r" \(\d+ here, at most (\d+)\)", r" (at most \1)", shows)
 
 
-def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> int:
+def explain_paths(
+    det: Detector, paths: list[str], out: Path, method: str, threshold: float | None = None
+) -> int:
     """One panel per image, plus index.html; returns the number of images that failed.
     Raises FakescopeError when the paths give no image at all."""
     items, failed, found, problems = [], 0, 0, []
@@ -217,8 +230,16 @@ def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> in
                 if is_url(path):
                     tmp = downloads.fetch(path)
                 found += 1
-                ex = det.explain(tmp or path, method)
-            except (ImageError, OSError) as e:
+                ex = det.explain(tmp or path, method, threshold=threshold)
+            except ImageError as e:  # it names the file (a download by its temporary path)
+                failed += 1
+                msg = f"{path}: {str(e).split(': ', 1)[-1]}" if tmp else str(e)
+                if len(problems) < 3:
+                    problems.append(msg)
+                print(msg, file=sys.stderr)
+                items.append(("", msg))
+                continue
+            except OSError as e:
                 failed += 1
                 if len(problems) < 3:
                     problems.append(f"{path}: {e}")
@@ -231,8 +252,9 @@ def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> in
             stem = Path(urlsplit(path).path if tmp else path).stem[:60]
             name = f"{i:05d}_{stem}.png"
             _save_png(ex.panel(), out / name)
-            items.append((name, f"{path} — {ex.label} ({ex.prob_fake:.3f}, {ex.model})"))
-            print(f"{ex.prob_fake:.4f}  {ex.label:<5}  {path} -> {out / name}")
+            why = f" [{ex.context}]" if ex.context else ""
+            items.append((name, f"{path} — {ex.label} ({ex.prob_fake:.4f}, {ex.model}){why}"))
+            print(f"{ex.prob_fake:.4f}  {ex.label:<9}  {path} -> {out / name}{why}")
             shown.setdefault(ex.model, _generic(ex.shows))
     if found == 0:
         raise nothing_to_score(paths, stats, problems)
@@ -243,7 +265,7 @@ def explain_paths(det: Detector, paths: list[str], out: Path, method: str) -> in
     for line in what:
         print(f"heatmaps of {line}", file=sys.stderr)
     sections = [(line, []) for line in what] + [("", items)]
-    write_text(out / "index.html", _index_html(f"fakescope explain ({method})", sections))
+    write_text(out / "index.html", _index_html("fakescope explain: verdicts and maps", sections))
     return failed
 
 
@@ -252,10 +274,11 @@ def explain_dataset(det: Detector, args, out: Path) -> None:
     from fakescope.data import FAKE, REAL, describe, load_images
     from fakescope.explain import cam_batch, deletion_drops, overlay, panel
 
-    if det.rule != "resize":
+    if not det.fixed_input_size():
         raise FakescopeError(
-            "the data-set report (--data) is for thumbnail models; explain photos one by one "
-            "(fakescope explain PATH ...) for a tiled model"
+            f"the data-set report (--data) is for thumbnail models such as cifake-resnet10s "
+            f"(--model); {det.name} reads images at their own scale: explain photos one by one "
+            "(fakescope explain PATH ...)"
         )
     ds = load_images(
         args.data,
@@ -356,11 +379,11 @@ def run(args) -> int:
     if bool(args.paths) == bool(args.data):
         raise FakescopeError("explain takes image paths, or --data for a labelled data set")
     out = ensure_writable_dir(args.out)
-    det = Detector.load(args.model, device=args.device, metadata=False)
+    det = Detector.load(args.model, device=args.device, metadata=not args.no_metadata)
     if args.data:
         explain_dataset(det, args, out)
         print(f"written: {out / 'report.md'}, {out / 'index.html'}", file=sys.stderr)
         return 0
-    failed = explain_paths(det, args.paths, out, args.method)
+    failed = explain_paths(det, args.paths, out, args.method, args.threshold)
     print(f"written: {out / 'index.html'}; {failed} not explained", file=sys.stderr)
     return 0 if failed == 0 else 1

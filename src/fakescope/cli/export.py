@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
         sub,
         "export",
         "export a model's network to ONNX (the torch-free backend; needs the 'onnx' extra)",
-        "fakescope export --model photo-effnet-lite2",
+        "fakescope export --model runs/mine",
+        "fakescope export --model photo-effnet-lite2 --out photo-effnet-lite2.onnx",
         "fakescope export --model runs/mine --int8 --calibration-data train.tar --out m.int8.onnx",
         details="One file, dynamic batch dimension, uint8 NHWC input with the conversion and "
         "normalisation inside the graph; tiling and tile aggregation stay in fakescope's "
@@ -30,7 +31,8 @@ def add_parser(sub) -> None:
         "--out",
         metavar="FILE",
         help="output file (default: model.onnx in the model's folder, which records it in the "
-        "folder's config.json so --backend onnx can use it)",
+        "folder's config.json so --backend onnx can use it; a shipped model's folder is part "
+        "of the installed package and is never written: give --out for those)",
     )
     o.add_argument(
         "--opset", type=argtypes.positive_int, default=18, help="ONNX opset (default: 18)"

@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
 def inspect_rows(det, paths: list[str], batch_size: int = 64) -> Iterator[dict[str, Any]]:
     """Combined rows (predict's fields + model, provenance, verdict_source) with the evidence
     as a list of item dicts under `evidence` and the deciding tag under `decided_by`."""
-    from fakescope.provenance import Evidence, combine, read_evidence
+    from fakescope.provenance import Evidence, read_evidence
 
     missing: set[str] = set()
     stats = Expansion()
@@ -48,21 +48,23 @@ def inspect_rows(det, paths: list[str], batch_size: int = 64) -> Iterator[dict[s
                 missing.add(str(p))
             yield p  # through the Detector too, so that rows keep the order of the arguments
 
+    # the verdict is the Detector's (loaded with metadata on): the same as predict's; the
+    # evidence is read again here only to list its items
     for row in det.iter_predict(images(), batch_size=batch_size):
-        ev = Evidence() if row["path"] in missing else read_evidence(row["path"])
         if row["path"] in missing:
-            row = {**row, "prob_fake": None, "label": None, "error": "no such file"}
-        out = combine(row, ev)
-        out.setdefault("model", det.name)
+            row = {**row, "error": "no such file"}
+        ev = Evidence() if row["error"] else read_evidence(row["path"])
         d = ev.to_dict()
-        out["decided_by"] = d["decided_by"] if not row["error"] else ""
-        out["evidence"] = d["items"]
-        yield out
+        yield {**row, "decided_by": d["decided_by"], "evidence": d["items"]}
 
 
 def format_report(r: dict[str, Any]) -> str:
     """The readable block for one image."""
     lines = [r["path"]]
+    if r["error"]:  # nothing was read: say why first, and nothing about evidence
+        lines.append(f"  error     {r['error']}")
+        lines.append("  verdict   none")
+        return "\n".join(lines)
     if r["evidence"]:
         w = max(len(i["source"]) for i in r["evidence"])
         for n, i in enumerate(r["evidence"]):
@@ -72,17 +74,14 @@ def format_report(r: dict[str, Any]) -> str:
             )
     else:
         lines.append("  evidence  none (no C2PA, IPTC/XMP, generator text or EXIF found)")
-    if r["error"]:
-        lines.append(f"  pixels    not scored: {r['error']}")
-        lines.append("  verdict   none")
-    else:
-        lines.append(f"  pixels    prob_fake {r['prob_fake']:.4f} (model {r['model']})")
-        why = (
-            f"metadata: {r['decided_by']}"
-            if r["verdict_source"] == "metadata"
-            else "pixels (no metadata declares AI generation)"
-        )
-        lines.append(f"  verdict   {r['label']}, decided by {why}")
+    lines.append(f"  pixels    prob_fake {r['prob_fake']:.4f} (model {r['model']})")
+    why = (
+        f"metadata: {r['decided_by']}"
+        if r["verdict_source"] == "metadata"
+        else "pixels (no metadata declares AI generation)"
+    )
+    note = f" ({r['note']})" if r.get("note") else ""
+    lines.append(f"  verdict   {r['label']}{note}, decided by {why}")
     return "\n".join(lines)
 
 
@@ -105,7 +104,7 @@ def write_reports(rows: Iterator[dict[str, Any]], fmt: str, out: IO[str]) -> tup
 def run(args) -> int:
     from fakescope.detector import Detector
 
-    det = Detector.load(args.model, device=args.device, metadata=False)
+    det = Detector.load(args.model, device=args.device)
     n, errors = write_reports(inspect_rows(det, args.paths), args.format, sys.stdout)
     print(f"{n} inspected, {errors} not scored", file=sys.stderr)
     return 0 if errors == 0 else 1

@@ -140,7 +140,8 @@ def add_calibrate(sub) -> None:
         "calibrate",
         "fit calibration and a threshold on held-out data; write a calibrated model copy",
         "fakescope calibrate --data runs/mine/heldout --model runs/mine --out runs/mine-cal",
-        "fakescope calibrate --data val/ --target-fpr 0.01 --uncertain-band 0.1 --out cal/",
+        "fakescope calibrate --data val/ --model photo-effnet-lite2 --target-fpr 0.01 "
+        "--uncertain-band 0.1 --out cal/",
         details="prob_fake becomes a calibrated probability (temperature, Platt or isotonic; "
         "auto picks by cross-validated NLL); the threshold is the smallest whose false-positive "
         "rate on the real images is at most --target-fpr. The copy (weights untouched) works "

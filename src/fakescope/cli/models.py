@@ -19,7 +19,8 @@ def run_models(args) -> int:
     """Per model: what it is for, how it sees an image, its threshold, both rates per source
     (from `fakescope.results`: the numbers the README's tables are generated from) and one
     line of limits."""
-    from fakescope.model_dir import DEFAULT_MODEL, available_models, model_summary
+    from fakescope.kinds.load import model_summary
+    from fakescope.model_dir import DEFAULT_MODEL, available_models
     from fakescope.results import load_results, text_lines, threshold_text
 
     for name in available_models():

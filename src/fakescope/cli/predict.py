@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
         type=argtypes.probability,
         help="label fake at prob_fake >= this, 0-1 (higher: fewer false alarms, lower: more "
         "fakes caught; hard verdicts, no uncertain band; default: each model's calibrated "
-        "threshold)",
+        "threshold). The scope and metadata rules still hold",
     )
     r.add_argument(
         "--batch-size",
@@ -83,7 +83,9 @@ def run(args) -> int:
             tally = score(f)
     else:
         tally = score(sys.stdout)
-    summary = [tally.line(), *stats.notes(), _threshold_note(det, tally, args.threshold)]
+    summary = [tally.line(), *stats.notes()]
+    if tally.scored:  # thresholds only where something was judged against them
+        summary.append(_threshold_note(det, tally, args.threshold))
     print(", ".join(summary), file=sys.stderr)
     return 0 if tally.errors == 0 else 1
 
@@ -92,7 +94,7 @@ def _threshold_note(det, tally, threshold: float | None) -> str:
     """Which threshold made the labels: the user's, or each scoring model's own."""
     if threshold is not None:
         return f"threshold {threshold:g} (--threshold)"
-    members = {d.name: d for _, d in det.routes} if det.routes else {det.name: det}
+    members = {d.name: d for d in det.members()}
     used = [n for n in members if tally.models[n]] or list(members)
     shown = "; ".join(f"{n} {members[n].threshold:.4g}" for n in used)
     return (

@@ -41,7 +41,7 @@ from fakescope.detector import Detector
 from fakescope.errors import FakescopeError
 from fakescope.fileio import atomic_path, ensure_writable_dir, write_json, write_text
 from fakescope.metrics import compute_metrics
-from fakescope.model_dir import CONFIG, VARIANTS, WEIGHTS, resolve_model_dir, sha256_file
+from fakescope.model_dir import CONFIG, WEIGHTS, resolve_model_dir, sha256_file
 
 MIN_PER_CLASS = 10
 SUMMARY_KEYS = (
@@ -120,10 +120,7 @@ def run_calibrate(
         raise FakescopeError(f"--method {method!r}: choose auto, {', '.join(METHODS)}")
     src, _ = resolve_model_dir(model)
     det = Detector.load(model, device=device, metadata=False)
-    if det.routes:
-        raise FakescopeError(
-            f"{det.name} routes images between models: calibrate each member model instead"
-        )
+    own = det.kind.own_files(src)  # a router refuses here, before any work
     if src.resolve() == Path(out).resolve():
         raise FakescopeError("--out must be a new folder, not the model's own folder")
     ensure_writable_dir(out)
@@ -177,9 +174,9 @@ def run_calibrate(
         "failed": len(failed),
         "source_model": det.name,
     }
-    config = dict(det.config)
+    config = det.kind.portable_config(src)
     config.update(calibration=cal, threshold=threshold, uncertain=band, calibration_report=report)
-    _write_model(src, Path(out), config)
+    _write_model(src, Path(out), config, own)
     write_text(Path(out) / "report.md", report_markdown(report))
     from fakescope.plots import reliability_diagram
 
@@ -191,32 +188,16 @@ def run_calibrate(
     return config
 
 
-def _write_model(src: Path, out: Path, config: dict[str, Any]) -> None:
-    """Weights copied byte for byte first, config last (a reader never sees a config without
-    its weights); the copy is checked against the config's SHA-256."""
-    if "fusion" in config:  # no network: its head, and the tile model it names by path
-        from fakescope.fusion import HEAD_FILE
-
-        with atomic_path(out / HEAD_FILE) as tmp:
-            shutil.copyfile(src / HEAD_FILE, tmp)
-        tiles = config["fusion"]["tiles"]
-        for base in (src, src.parent):  # as the loader resolves it, fixed for the copy
-            if "/" not in tiles and (base / tiles / CONFIG).is_file():
-                config = {**config, "fusion": {**config["fusion"], "tiles": str(base / tiles)}}
-                break
-        write_json(out / CONFIG, config)
-        return
-    with atomic_path(out / WEIGHTS) as tmp:
-        shutil.copyfile(src / WEIGHTS, tmp)
+def _write_model(src: Path, out: Path, config: dict[str, Any], files: list[str]) -> None:
+    """The model's own files (`Kind.own_files`) copied byte for byte first, config last (a
+    reader never sees a config without its files); copied weights are checked against the
+    config's SHA-256."""
+    for name in files:
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(src / name, tmp)
     expected = config.get("weights_sha256")
-    if expected and sha256_file(out / WEIGHTS) != expected:
+    if WEIGHTS in files and expected and sha256_file(out / WEIGHTS) != expected:
         raise FakescopeError(f"{out / WEIGHTS}: copy does not match weights_sha256")
-    # The source's ONNX graphs too (their SHA-256s are in the config): the copy then scores on
-    # the same backend, and so the same logits, that the calibration was fitted to.
-    for graph, _ in VARIANTS.values():
-        if (src / graph).is_file():
-            with atomic_path(out / graph) as tmp:
-                shutil.copyfile(src / graph, tmp)
     write_json(out / CONFIG, config)
 
 

@@ -259,6 +259,9 @@ def _exposure(sub: Any) -> str:
     return ", ".join(parts)
 
 
+_COMFY_EXIF = re.compile(r"\s*(workflow|prompt)\s*:\s*[{\[]", re.IGNORECASE)
+
+
 def _exif_items(exif: Image.Exif | None) -> list[EvidenceItem]:
     if exif is None or not len(exif):
         return []
@@ -280,6 +283,21 @@ def _exif_items(exif: Image.Exif | None) -> list[EvidenceItem]:
         if text and (f := match_free_text(text)):
             tag = f"exif-{name.lower()}:{f[0]}"
             out.append(_item("exif", "ai-generated", "asserted", f"{name} holds {f[1]}", tag))
+    for name, text in (("Make", make), ("Model", model)):
+        if text and _COMFY_EXIF.match(text):
+            # ComfyUI's WebP/JPEG saver writes `workflow:{json}` into Make and `prompt:{json}`
+            # into Model: a generator's workflow, not a camera
+            key = text.split(":", 1)[0].strip().lower()
+            out.append(
+                _item(
+                    "exif",
+                    "ai-generated",
+                    "asserted",
+                    f"{name} holds a ComfyUI {key}",
+                    f"exif-{name.lower()}:comfyui",
+                )
+            )
+            make, model = ("", model) if name == "Make" else (make, "")
     if make or model:
         camera = model if make and model.lower().startswith(make.lower()) else f"{make} {model}"
         extra = [
@@ -396,4 +414,7 @@ def read_evidence(src: str | os.PathLike | bytes | Image.Image) -> Evidence:
     except Exception:  # noqa: BLE001 -- see _guard
         items = []
     unique = list(dict.fromkeys(items))
-    return Evidence(sorted(unique, key=lambda i: SOURCES.index(i.source)))
+    # a reader's item of a source not (yet) in SOURCES sorts last instead of raising: this
+    # function promises never to raise, and one reader must not abort a whole run
+    order = {s: i for i, s in enumerate(SOURCES)}
+    return Evidence(sorted(unique, key=lambda i: order.get(i.source, len(order))))

@@ -2,10 +2,10 @@
 
 The model loads once (before the server starts, or in the lifespan when the app is built
 without one); single-image requests are scored together by the micro-batching worker
-(`batching.py`); Grad-CAM runs in a one-thread pool of its own (it needs gradients and costs a
-model copy per call). Every refusal is JSON `{"error": "..."}` with 400/413/415/422; an image
-that cannot be read is an error row in /predict (HTTP 200, like `fakescope predict`), and a 422
-from /explain, which has no row to put it in.
+(`batching.py`); explanations (predict's row + a map: Grad-CAM needs gradients and a model
+copy per call) run in a one-thread pool of their own. Every refusal is JSON
+`{"error": "..."}` with 400/413/415/422; an image that cannot be read is an error row in
+/predict (HTTP 200, like `fakescope predict`), and a 422 from /explain.
 """
 
 from __future__ import annotations
@@ -34,12 +34,8 @@ from fakescope.detector import Detector
 from fakescope.errors import FakescopeError, ImageError
 from fakescope.images import MAX_PIXELS
 from fakescope.model_dir import (
-    CONFIG,
     DEFAULT_MODEL,
-    WEIGHTS_DIR,
     available_models,
-    read_config,
-    resolve_model_dir,
 )
 from fakescope.serve.batching import BatchWorker
 from fakescope.serve.uploads import FIELD, ApiError, BodyLimit, read_files
@@ -102,63 +98,7 @@ def _error(status: int, message: str, **extra: Any) -> Response:
     return json_response({"error": message, **extra}, status)
 
 
-# ---- model cards -----------------------------------------------------------------------------
-
-
-def _member_config(model: str) -> dict[str, Any] | None:
-    """A routed model's config (shipped name or folder), or None when it cannot be read."""
-    try:
-        return read_config(resolve_model_dir(model)[0])
-    except FakescopeError:
-        return None
-
-
-def model_card(
-    name: str, config: dict[str, Any], members: dict[str, dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """What a client needs to know about a model: name, input rule, threshold, metrics. A
-    routing model has no threshold of its own (`threshold` null): each `route` entry carries
-    the `threshold` and `uncertain` band of the model it names (from `members`, name ->
-    config, else read from that model's folder)."""
-    size = config.get("input_size")
-    inp = config.get("input") or ({"rule": "resize", "size": size} if size else None)
-    card: dict[str, Any] = {
-        "name": name,
-        "arch": config.get("arch"),
-        "input_size": size,
-        "input": inp,
-        "input_rule": _describe(inp),
-        "threshold": config.get("threshold", 0.5),
-    }
-    if "route" in config:
-        card["threshold"] = None  # each image gets the threshold of the model that scores it
-        route = []
-        for r in config["route"]:
-            cfg = (members or {}).get(r["model"]) or _member_config(r["model"]) or {}
-            route.append(
-                {**r, "threshold": cfg.get("threshold", 0.5), "uncertain": cfg.get("uncertain")}
-            )
-        card["route"] = route
-        card["input_rule"] = "routes by image size: " + "; ".join(
-            (f"max side <= {r['max_side']} px -> " if r.get("max_side") else "else -> ")
-            + r["model"]
-            for r in config["route"]
-        )
-    for key in ("uncertain", "calibration", "tta"):
-        if key in config:
-            card[key] = config[key]
-    card["metrics"] = config.get("metrics", {})
-    return card
-
-
-def members_of(det: Detector) -> dict[str, Detector]:
-    """Every single model a Detector can hand an image to, by the name its rows carry."""
-    if not det.routes:
-        return {det.name: det}
-    out: dict[str, Detector] = {}
-    for _, member in det.routes:
-        out.update(members_of(member))
-    return out
+# ---- model cards (written by the kinds of model: `fakescope.kinds`) -------------------------
 
 
 def with_threshold(row: dict[str, Any], members: dict[str, Detector]) -> dict[str, Any]:
@@ -172,27 +112,17 @@ def with_threshold(row: dict[str, Any], members: dict[str, Detector]) -> dict[st
     }
 
 
-def _describe(inp: dict[str, Any] | None) -> str | None:
-    if not inp:
-        return None
-    if inp.get("rule") == "tiles":
-        return (
-            f"{inp['tile']}x{inp['tile']} tiles at the image's own scale (never resized), at "
-            f"most {inp['budget']}, {inp['aggregate']} of tile logits"
-        )
-    s = inp.get("size")
-    return f"whole image: centre square crop, Lanczos resize to {s}x{s}"
-
-
 def shipped_cards(loaded: str) -> list[dict[str, Any]]:
+    """Every shipped model's card, from its config alone (nothing is loaded)."""
+    from fakescope.kinds.load import describe
+
     cards = []
     for name in available_models():
         try:
-            config = json.loads((WEIGHTS_DIR / name / CONFIG).read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            card = describe(name).card()
+        except FakescopeError as e:
             log.warning("skipping shipped model %s: %s", name, e)
             continue
-        card = model_card(name, config)
         card.update(default=name == DEFAULT_MODEL, loaded=name == loaded)
         cards.append(card)
     return cards
@@ -248,7 +178,7 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
         worker.start()
         app.state.det, app.state.worker, app.state.explainer = det, worker, explainer
         app.state.cards = shipped_cards(det.name)
-        app.state.members = members_of(det)
+        app.state.members = {m.name: m for m in det.members()}
         log.info("model %s loaded on %s", det.name, det.device)
         try:
             yield
@@ -310,13 +240,11 @@ def _add_info_routes(app: FastAPI, settings: ServeSettings) -> None:
     @app.get(f"{API}/model", summary="The loaded model's card")
     async def model(request: Request) -> Response:
         det = request.app.state.det
-        configs = {name: m.config for name, m in members_of(det).items()}
-        card = model_card(det.name, det.config, configs)
-        return json_response({**card, "device": str(det.device)})
+        return json_response({**det.card(), "device": str(det.device)})
 
 
 def _add_scoring_routes(app: FastAPI, settings: ServeSettings) -> None:
-    """POST /predict (micro-batched) and /explain (one image, one Grad-CAM at a time)."""
+    """POST /predict (micro-batched) and /explain (one image, one explanation at a time)."""
 
     @app.post(
         f"{API}/predict",
@@ -345,12 +273,14 @@ def _add_scoring_routes(app: FastAPI, settings: ServeSettings) -> None:
 
     @app.post(
         f"{API}/explain",
-        summary="Grad-CAM heatmap over one image",
+        summary="predict's row with a map of the evidence over one image",
         description=(
             f"Multipart field `{FIELD}`, one file. Returns the heatmap blended over the image as "
             "`image/png`, or with `?format=json` an object with `png_base64`, `width`, `height` "
-            "(of the PNG), `heatmap_width`, `heatmap_height`, `method`, `shows` (what the "
-            "heatmap means) and the image's row fields. An unreadable image is a 422."
+            "(of the PNG), `heatmap_width`, `heatmap_height`, `method` (a Grad-CAM method for "
+            "thumbnail networks, `tile-scores` for tiled photo models), `shows` (what the map "
+            "means), `context` (when the verdict is more than the pixels': metadata or scope) "
+            "and the image's row fields, the same as /predict's. An unreadable image is a 422."
         ),
         openapi_extra=_upload_doc(multiple=False),
         responses={
@@ -365,16 +295,14 @@ def _add_scoring_routes(app: FastAPI, settings: ServeSettings) -> None:
     ) -> Response:
         [upload] = await read_files(request, max_files=1)
         st = request.app.state
-        [row] = await st.worker.score([upload])
-        if row.get("error"):
-            raise ApiError(422, f"{upload.filename}: {row['error']}", filename=upload.filename)
         loop = asyncio.get_running_loop()
-        try:
+        try:  # predict's row and a map, in one pass through the Detector
             ex = await loop.run_in_executor(st.explainer, st.det.explain, upload)
-        except ImageError as e:
-            raise ApiError(422, f"{upload.filename}: {e}", filename=upload.filename) from None
+        except ImageError as e:  # names the upload
+            raise ApiError(422, str(e), filename=upload.filename) from None
         except FakescopeError as e:  # e.g. the explain extra is not installed
             raise ApiError(501, str(e)) from None
+        row = ex.row
         png, size = _png(ex.overlay)
         if fmt == "png":
             return Response(png, media_type="image/png")
@@ -388,6 +316,7 @@ def _add_scoring_routes(app: FastAPI, settings: ServeSettings) -> None:
                 "heatmap_height": int(h),
                 "method": ex.method,
                 "shows": ex.shows,
+                "context": ex.context,
                 **with_threshold(row, st.members),
                 "filename": upload.filename,
             }

@@ -154,7 +154,7 @@ def export_heldout(data: DataArgs, split: str | None, names: list[str], out: Pat
 def score_images(det: Detector, x: np.ndarray) -> np.ndarray:
     """prob_fake for decoded uint8 images through the Detector's own input rule (thumbnail
     models score the arrays directly; tiled models tile each image)."""
-    if det.rule == "resize":
+    if det.fixed_input_size():
         return det.score_arrays(x)
     return np.array([r["prob_fake"] for r in det.iter_predict(iter(x), batch_size=64)])
 

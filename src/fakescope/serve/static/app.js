@@ -108,7 +108,7 @@
     original.src = URL.createObjectURL(file);
     // formats the browser cannot show (TIFF, ...) are still scored by the server
     original.addEventListener("error", () => original.closest("figure").classList.add("no-preview"));
-    li.querySelector(".heatmap").alt = "Heatmap for " + name + ": red marks evidence for the verdict";
+    li.querySelector(".heatmap").alt = "Map for " + name; // what it shows: the server says
     results.append(li); // in the order the files were dropped or chosen
     return li;
   }
@@ -219,16 +219,21 @@
     const caption = li.querySelector(".heat-caption");
     caption.textContent = "Heatmap: computing…";
     try {
-      const r = await fetch(API + "/explain", { method: "POST", body: form(file) });
+      const r = await fetch(API + "/explain?format=json", { method: "POST", body: form(file) });
       if (!r.ok) {
         caption.textContent = "No heatmap: " + (await errorText(r));
         return;
       }
+      const ex = await r.json();
       const img = li.querySelector(".heatmap");
-      img.src = URL.createObjectURL(await r.blob());
+      img.src = "data:image/png;base64," + ex.png_base64;
       await img.decode().catch(() => {});
       img.classList.add("ready");
-      caption.textContent = "Heatmap: red marks evidence for the verdict";
+      // the server says what this map shows (Grad-CAM or a tile map) and, when the verdict is
+      // more than the pixels' (metadata, out of scope), that the map is not the verdict
+      const text = "Map: " + ex.shows + (ex.context ? " " + ex.context : "");
+      caption.textContent = text;
+      img.alt = li.querySelector(".name").textContent + ": " + text;
     } catch (e) {
       caption.textContent = "No heatmap: " + e.message;
     }
