@@ -84,6 +84,56 @@ def test_fusion_score_is_the_combiner_of_both_views(fusion_dir):
         assert row["label"] == ("fake" if row["prob_fake"] >= 0.6 else "real")
 
 
+def test_the_artwork_rule_marks_images_out_of_scope_whatever_the_threshold(fusion_dir, tmp_path):
+    """A fusion folder with an artwork rule (`fusion.art`, `art_weight`/`art_bias` in its head
+    file): an image the rule marks is `uncertain` with the artwork note on every surface that
+    scores it, `prob_fake` unchanged; one it does not mark is judged as before."""
+    import json
+    import shutil
+
+    from fakescope.fusion import ART_NOTE, ArtRule
+
+    need_clip()
+    rng = np.random.default_rng(5)
+    imgs = [rng.integers(0, 256, (160, 200, 3), dtype=np.uint8) for _ in range(3)]
+    plain = Detector.load(str(fusion_dir), device="cpu", metadata=False).predict_batch(imgs)
+    enc = clip.Encoder()
+    emb = enc.embed(np.stack([clip.view(a) for a in imgs]))
+    w = rng.normal(size=512).astype(np.float32)
+    scores = emb.astype(np.float64) @ w.astype(np.float64)
+    thr = float(np.sort(scores)[:2].mean())  # marks the two highest, not the lowest
+    folder = tmp_path / "with-art"
+    shutil.copytree(fusion_dir, folder)
+    head = read_safetensors(folder / HEAD_FILE)
+    write_safetensors(folder / HEAD_FILE, {**head, "art_weight": w, "art_bias": np.array([0.0])})
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["fusion"]["head_sha256"] = sha256_file(folder / HEAD_FILE)
+    cfg["fusion"]["art"] = {"threshold": thr}
+    write_json(folder / "config.json", cfg)
+    rule = ArtRule.load(folder / HEAD_FILE, cfg["fusion"]["art"])
+    assert rule is not None and rule.marks(emb).tolist() == (scores >= thr).tolist()
+    det = Detector.load(str(folder), device="cpu", metadata=False)
+    for threshold in (None, 0.0):
+        rows = (
+            det.predict_batch(imgs)
+            if threshold is None
+            else [det.predict(a, threshold=threshold) for a in imgs]
+        )
+        for row, before, marked in zip(rows, plain, scores >= thr, strict=True):
+            assert row["prob_fake"] == pytest.approx(before["prob_fake"], abs=1e-6)
+            if marked:
+                assert row["label"] == "uncertain" and row["note"] == ART_NOTE
+            else:
+                assert (
+                    row["note"] == "" and row["label"] == before["label"]
+                    if threshold is None
+                    else row["label"] == "fake"
+                )
+    # explain gives the same verdict as predict (one path)
+    ex = det.explain(imgs[2], method="tile-scores")
+    assert ex.row["label"] == "uncertain" and ex.row["note"] == ART_NOTE
+
+
 def test_small_images_are_shifted_by_their_evidence(fusion_dir, tmp_path):
     """`small_images`: the fusion logit of an image of one tile's area is lowered by `shift`,
     one of more pixels by less (in proportion to 1/e - 1/ref), one of `ref_tiles` or more not

@@ -14,7 +14,9 @@ The verdict is made in one place, `decide`, in this order:
    to the model's threshold);
 2. the scope rule (`fakescope.scope`, for models with `scope_check`): an image out of scope is
    `uncertain` with a `note` saying why; a graphic-like image is never called `fake` on its
-   pixels (`uncertain`, with a note) -- whatever the threshold;
+   pixels (`uncertain`, with a note) -- whatever the threshold; a kind may add a note of its
+   own when it scores the image (the photo fusion's artwork rule on its CLIP features: a
+   painting, drawing or illustration is not a photo);
 3. the metadata rule (`fakescope.provenance`): evidence that declares AI generation makes the
    verdict `fake` with `verdict_source` `metadata` -- whatever the threshold.
 
@@ -320,6 +322,8 @@ class Detector:
             z = member.logits([ready[i][1].arrays for i in idx])
             logits.update(zip(idx, z, strict=True))
         for i, (img, item) in enumerate(ready):
+            if not isinstance(item, str) and not item.note:
+                item.note = getattr(item.arrays, "note", "")  # a kind's own scope note
             yield img, item, logits.get(i)
 
     # ---- the verdict ------------------------------------------------------------------------

@@ -178,6 +178,9 @@ class FusionInput:
     tiles: np.ndarray  # T×t×t×3 uint8
     view: np.ndarray  # 224×224×3 uint8
     evidence: float  # the image's area in tiles, at most len(tiles) (`fakescope.tiles`)
+    # a scope note only the model's features can give (the artwork rule on the CLIP
+    # embedding), set when the image is scored; the Detector's verdict reads it
+    note: str = ""
 
     def __len__(self) -> int:  # counted like the tile model's arrays for batching
         return len(self.tiles)

@@ -287,9 +287,7 @@ def run_ray(
             ray.init(address=address, logging_level="WARNING")
         else:
             # a local instance listens on the loopback only (no other host needs it)
-            ray.init(
-                include_dashboard=False, logging_level="WARNING", _node_ip_address="127.0.0.1"
-            )
+            ray.init(include_dashboard=False, logging_level="WARNING", _node_ip_address="127.0.0.1")
         started = True
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from fakescope.errors import FakescopeError
-from fakescope.fusion import HEAD_FILE, Combiner, FusionInput, Head
+from fakescope.fusion import ART_NOTE, HEAD_FILE, ArtRule, Combiner, FusionInput, Head
 from fakescope.kinds.base import Kind, Map
 from fakescope.kinds.network import Network
 from fakescope.model_dir import CONFIG, sha256_file
@@ -30,9 +30,10 @@ class Fusion(Kind):
         tiles: Network | None = None,
         head: Head | None = None,
         combiner: Combiner | None = None,
+        art: ArtRule | None = None,
     ):
         super().__init__(config, name)
-        self.tiles, self.head, self.combiner = tiles, head, combiner
+        self.tiles, self.head, self.combiner, self.art = tiles, head, combiner, art
         if tiles is not None:
             self.device, self.batch_size = tiles.device, tiles.batch_size
 
@@ -71,7 +72,8 @@ class Fusion(Kind):
         if expected and sha256_file(head_file) != expected:
             raise FakescopeError(f"{head_file}: SHA-256 does not match {CONFIG}")
         combiner = Combiner.from_config(config["fusion"]["combiner"])
-        return cls(config, name, tiles, Head.load(head_file), combiner)
+        art = ArtRule.load(head_file, config["fusion"].get("art"))
+        return cls(config, name, tiles, Head.load(head_file), combiner, art)
 
     # the tile network's input rule is this model's (scripts read them from a fusion Detector)
     @property
@@ -122,11 +124,15 @@ class Fusion(Kind):
         return FusionInput(tiles, view(rgb), e)
 
     def logits(self, parts: list[FusionInput]) -> list[float]:
-        """Tiles of all images in one pass, all CLIP views in one pass, then the combiner."""
+        """Tiles of all images in one pass, all CLIP views in one pass, then the combiner;
+        an image the artwork rule marks gets its scope note (`FusionInput.note`)."""
         from fakescope.clip import shared_encoder
 
         zt = self.tiles.logits([p.tiles for p in parts])
         emb = shared_encoder().embed(np.stack([p.view for p in parts]))
+        if self.scope_check and self.art is not None:
+            for p, marked in zip(parts, self.art.marks(emb), strict=True):
+                p.note = ART_NOTE if marked else ""
         e = np.array([p.evidence for p in parts])
         return [float(v) for v in self.combiner(np.array(zt), self.head(emb), e)]
 
