@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sources import SOURCES, WHOLE, is_art, load_split
+from sources import SOURCES, is_art, load_split
 
 from fakescope.detector import Detector
 from fakescope.fileio import write_json
@@ -173,26 +173,6 @@ def art_check(det: Detector, model: str, shared: Path, work: Path) -> dict:
     return out
 
 
-def photos_marked(det: Detector, shared: Path) -> dict:
-    """Every shared validation real photo (artworks aside): how many the scope rules mark."""
-    out = {}
-    for name in SOURCES:
-        if name in WHOLE or SOURCES[name][2] == "fake":
-            continue
-        ds = load_split(shared, name, "validation")
-        x = [a for a, n, y in zip(ds.x, ds.names, ds.y, strict=True) if y == 0 and not is_art(n)]
-        out[name] = tally(rows_of(det, x))
-    for name in WHOLE:
-        ds = load_split(shared, name, "validation")
-        x = [a for a, n, y in zip(ds.x, ds.names, ds.y, strict=True) if y == 0 and not is_art(n)]
-        if x:
-            out[name] = tally(rows_of(det, x))
-    n = sum(v["n"] for v in out.values())
-    out["all"] = {"n": n, "out_of_scope": sum(v["out_of_scope"] for v in out.values())}
-    print("photos", json.dumps(out), flush=True)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
@@ -204,7 +184,6 @@ def main() -> None:
         "model": args.model,
         "faces": faces_check(det, args.shared),
         "art": art_check(det, args.model, args.shared, args.work),
-        "photos_marked": photos_marked(det, args.shared),
     }
     write_json(args.work / "hard_reals.json", res)
 

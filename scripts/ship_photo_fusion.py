@@ -228,6 +228,7 @@ def labels_for(prob, thr, band, flags) -> np.ndarray:
 def metrics_for(prob, y, thr, band, flags) -> dict:
     """Rates as the Detector's labels give them (`labels_for`)."""
     lab = labels_for(prob, thr, band, flags)
+    reals_off = int((flags[0] & (y == 0)).sum())
     real, fake = y == 0, y == 1
     out = {
         "n_real": int(real.sum()),
@@ -235,6 +236,7 @@ def metrics_for(prob, y, thr, band, flags) -> dict:
         "uncertain": int((lab == 2).sum()),
         "false_positive_rate": float((lab[real] == 1).mean()) if real.any() else None,
         "detection_rate": float((lab[fake] == 1).mean()) if fake.any() else None,
+        "reals_out_of_scope": reals_off,
     }
     dec = lab != 2
     out["accuracy_decided"] = float((lab[dec] == y[dec]).mean()) if dec.any() else None
