@@ -167,7 +167,7 @@ def art_check(det: Detector, model: str, shared: Path, work: Path) -> dict:
         ][:k]
     out["made_illustrations"] = tally(rows_of(det, illustrations(photos)))
     spec = read_config(resolve_model_dir(model)[0]).get("fusion", {}).get("art") or {}
-    out["out_of_fold"] = art_out_of_fold(work, 0.005, spec.get("C", 1.0))
+    out["out_of_fold"] = art_out_of_fold(work, spec.get("photo_rate", 0.01), spec.get("C", 10.0))
     for k, v in out.items():
         print(k, json.dumps(v), flush=True)
     return out

@@ -103,8 +103,9 @@ def hard_reals_md(work: Path, fcfg: dict, rel: dict) -> tuple[str, str]:
     n_photos = oof["n_photos"]
     art_md = f"""A logistic probe on the same CLIP embedding, human-made artworks (the hard reals'
 `art-` files) against every real photo of the training part, marks an image as an artwork or
-illustration; its threshold (logit {spec.get("threshold", float("nan")):.3f}) marks 0.5% of the
-real photos (out of fold and held out). A marked image is `uncertain` with a `note` ("out of
+illustration; its threshold (logit {spec.get("threshold", float("nan")):.3f}) marks
+{pct(spec.get("photo_rate"))} of the training part's real photos (out of fold and held out).
+A marked image is `uncertain` with a `note` ("out of
 scope: looks like an artwork or illustration ..."), never called fake on its pixels. Without
 the CLIP encoder (the tile model alone) there is no artwork rule.
 

@@ -111,7 +111,7 @@ ART_NOTE = (
 class ArtRule:
     """Artworks and illustrations are not photos: a linear probe on the same CLIP embedding
     (art 1, real photos 0; `art_weight`/`art_bias` in the head file), its `threshold` (a
-    logit) set so that about 0.5% of the held-out real photos are marked. A marked image is
+    logit) set so that about 1% of the training part's real photos are marked. A marked image is
     out of scope: `uncertain` with `ART_NOTE`, never called fake (or real) on its pixels."""
 
     weight: np.ndarray  # (512,)
