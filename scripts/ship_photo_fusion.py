@@ -393,7 +393,11 @@ def set_small_images(args, fdir: Path, held, src_held) -> None:
     small = evidences(fusion.fusion["tiles"], half) <= 1.0
     z = np.array([v for v, _ in fusion.iter_logits(half)], np.float64)
     th = per_source_threshold(
-        sigmoid(z[small]), held.y[small], np.asarray(src_held)[small], args.target_fpr
+        sigmoid(z[small]),
+        held.y[small],
+        np.asarray(src_held)[small],
+        args.target_fpr,
+        art_flags(held.names)[small],
     )
     shift = float(max(0.0, logit(th["threshold"]) - logit(fusion.threshold)))
     fcfg = json.loads((fdir / CONFIG).read_text())
