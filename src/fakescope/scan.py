@@ -28,12 +28,14 @@ import csv
 import glob
 import itertools
 import json
+import lzma
 import os
 import shutil
 import sys
 import tarfile
 import time
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,6 +51,12 @@ ENGINES = ("local", "ray")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 FLUSH_SECONDS = 60.0
 NO_FILE = "no such file"  # predict's error for a path that matches nothing
+
+# What reading one archive member or file can raise on a damaged archive (found by the fuzzer,
+# tests/fuzz): an error row for that member, never a failed scan. NotImplementedError: a zip
+# compression method Python lacks; RuntimeError: an encrypted zip member.
+READ_ERRORS = (OSError, KeyError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error)
+READ_ERRORS += (lzma.LZMAError, NotImplementedError, RuntimeError)
 
 Ref = dict[str, str]  # {"path": the row's path, "src": file, URL or archive, "member": "" or name}
 
@@ -75,7 +83,8 @@ def archive_refs(archive: str) -> Iterator[Ref]:
             if not _is_non_image(name):
                 yield {"path": f"{proto}://{name}::{path}", "src": path, "member": name}
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
-        raise FakescopeError(f"cannot read archive {archive}: {e}") from None
+        # one line: tarfile's ReadError lists every method it tried, one a line
+        raise FakescopeError(f"cannot read archive {archive}: {' '.join(str(e).split())}") from None
 
 
 def fsspec_refs(url: str) -> Iterator[Ref | Missing]:
@@ -166,8 +175,9 @@ class Scorer:
         for i, ref in enumerate(refs):
             try:
                 images.append(self._image(ref))
-            except (OSError, KeyError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
-                failed[i] = f"cannot read file: {getattr(e, 'strerror', None) or e}"
+            except READ_ERRORS as e:
+                why = " ".join(str(getattr(e, "strerror", None) or e).split())
+                failed[i] = f"cannot read file: {why or type(e).__name__}"
                 images.append(None)
             except MemoryError:
                 failed[i] = "out of memory reading this file"
