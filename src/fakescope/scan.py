@@ -52,11 +52,12 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 FLUSH_SECONDS = 60.0
 NO_FILE = "no such file"  # predict's error for a path that matches nothing
 
-# What reading one archive member or file can raise on a damaged archive (found by the fuzzer,
-# tests/fuzz): an error row for that member, never a failed scan. NotImplementedError: a zip
-# compression method Python lacks; RuntimeError: an encrypted zip member.
+# What opening or reading a damaged archive raises (found by the fuzzer, tests/fuzz): an error
+# row for that member, never a failed scan. NotImplementedError: a zip version or compression
+# method Python lacks; RuntimeError: an encrypted member; IndexError: a member with an empty
+# name; ValueError: negative sizes and offsets.
 READ_ERRORS = (OSError, KeyError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error)
-READ_ERRORS += (lzma.LZMAError, NotImplementedError, RuntimeError)
+READ_ERRORS += (lzma.LZMAError, NotImplementedError, RuntimeError, IndexError, ValueError)
 
 Ref = dict[str, str]  # {"path": the row's path, "src": file, URL or archive, "member": "" or name}
 
@@ -82,7 +83,7 @@ def archive_refs(archive: str) -> Iterator[Ref]:
         for name in names:
             if not _is_non_image(name):
                 yield {"path": f"{proto}://{name}::{path}", "src": path, "member": name}
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+    except READ_ERRORS as e:
         # one line: tarfile's ReadError lists every method it tried, one a line
         raise FakescopeError(f"cannot read archive {archive}: {' '.join(str(e).split())}") from None
 
