@@ -72,20 +72,31 @@ def is_archive(path: str) -> bool:
 
 def archive_refs(archive: str) -> Iterator[Ref]:
     """One reference per image member (hidden and non-image members skipped, as in training)."""
-    from fakescope.data.sources import TarSource, ZipSource, _is_non_image
+    from fakescope.data.sources import ZipSource, _is_non_image
 
     path = os.path.abspath(archive)
     try:
         if archive.lower().endswith(".zip"):
             proto, names = "zip", ZipSource(Path(path), 0).names()
         else:
-            proto, names = "tar", TarSource(Path(path), 0).names()
+            proto, names = "tar", _tar_names(path)
         for name in names:
             if not _is_non_image(name):
                 yield {"path": f"{proto}://{name}::{path}", "src": path, "member": name}
     except READ_ERRORS as e:
         # one line: tarfile's ReadError lists every method it tried, one a line
         raise FakescopeError(f"cannot read archive {archive}: {' '.join(str(e).split())}") from None
+
+
+def _tar_names(path: str) -> Iterator[str]:
+    """A tar's file members front to back, each forgotten once listed: tarfile keeps every
+    header it has read in `TarFile.members`, so listing a 200,000-member archive grew the
+    driver by ~100 MB (benchmarks/scan_memory.py)."""
+    with tarfile.open(path) as tf:
+        while (m := tf.next()) is not None:
+            tf.members.clear()
+            if m.isfile():
+                yield m.name
 
 
 def fsspec_refs(url: str) -> Iterator[Ref | Missing]:
