@@ -30,13 +30,14 @@ def add_parser(sub) -> None:
         default=1,
         help="server processes, each loads the model (default 1)",
     )
-    s.add_argument(
+    limits = s.add_argument_group("limits (each explained in docs/serve-limits.md)")
+    limits.add_argument(
         "--max-body-mb",
         type=argtypes.positive_float,
         default=20.0,
         help="request body limit in MB (default 20)",
     )
-    s.add_argument(
+    limits.add_argument(
         "--max-files", type=argtypes.positive_int, default=32, help="files per request (default 32)"
     )
     s.add_argument(
@@ -45,12 +46,11 @@ def add_parser(sub) -> None:
         default=5.0,
         help="how long the worker waits to fill a micro-batch (default 5)",
     )
-    limits = s.add_argument_group("limits (docs/serve-limits.md)")
     limits.add_argument(
         "--max-queue",
         type=argtypes.positive_int,
         default=256,
-        help="images waiting to be scored; a request beyond gets 503 + Retry-After (default 256)",
+        help="images queued or being scored; a request beyond gets 503 + Retry-After (default 256)",
     )
     limits.add_argument(
         "--max-explain-queue",
@@ -82,9 +82,10 @@ def add_parser(sub) -> None:
     limits.add_argument(
         "--max-connections",
         type=argtypes.positive_int,
-        default=256,
+        default=64,
         help="open connections (and requests in progress) per server process; a request "
-        "beyond gets 503 (default 256)",
+        "beyond gets 503; with --max-body-mb it bounds the memory of bodies being received "
+        "(default 64)",
     )
     s.add_argument("--no-access-log", action="store_true", help="no line per request")
     s.set_defaults(func=run)

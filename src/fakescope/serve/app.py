@@ -76,7 +76,7 @@ class ServeSettings:
     request_timeout_s: float = 60.0
     body_timeout_s: float = 60.0
     header_timeout_s: float = HEADER_TIMEOUT_S
-    max_connections: int = 256
+    max_connections: int = 64
 
     @property
     def max_body_bytes(self) -> int:
