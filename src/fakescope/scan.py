@@ -31,6 +31,7 @@ import json
 import lzma
 import os
 import shutil
+import struct
 import sys
 import tarfile
 import time
@@ -72,12 +73,12 @@ def is_archive(path: str) -> bool:
 
 def archive_refs(archive: str) -> Iterator[Ref]:
     """One reference per image member (hidden and non-image members skipped, as in training)."""
-    from fakescope.data.sources import ZipSource, _is_non_image
+    from fakescope.data.sources import _is_non_image
 
     path = os.path.abspath(archive)
     try:
         if archive.lower().endswith(".zip"):
-            proto, names = "zip", ZipSource(Path(path), 0).names()
+            proto, names = "zip", _zip_names(path)
         else:
             proto, names = "tar", _tar_names(path)
         for name in names:
@@ -97,6 +98,54 @@ def _tar_names(path: str) -> Iterator[str]:
             tf.members.clear()
             if m.isfile():
                 yield m.name
+
+
+def _zip_names(path: str, chunk: int = 1 << 20) -> Iterator[str]:
+    """A zip's file members in central-directory order, read record by record: zipfile builds a
+    ZipInfo for every member when it opens an archive (~124 MB for 200,000 members,
+    benchmarks/scan_memory.py). The same names zipfile gives (`infolist()` without folders),
+    and the same errors but for a corrupt extra field, which zipfile refuses when a worker
+    opens the archive: its members are then error rows."""
+    with open(path, "rb") as f:
+        end = zipfile._EndRecData(f)  # the end record (zip64 too), as zipfile finds it
+        if end is None:
+            raise zipfile.BadZipFile("File is not a zip file")
+        size, offset = end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
+        concat = end[zipfile._ECD_LOCATION] - size - offset  # bytes prepended to the archive
+        if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+            concat -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+        if offset + concat < 0:
+            raise zipfile.BadZipFile("Bad offset for central directory")
+        f.seek(offset + concat)
+        buf, pos, left, done = b"", 0, size, 0  # buf[pos:] is what is read and not parsed
+
+        def fill(need: int) -> None:
+            nonlocal buf, pos, left
+            while len(buf) - pos < need and left > 0:
+                more = f.read(min(max(chunk, need), left))
+                if not more:
+                    break
+                buf, pos, left = buf[pos:] + more, 0, left - len(more)
+
+        while done < size:  # as zipfile reads it, with its errors
+            fill(zipfile.sizeCentralDir)
+            if len(buf) - pos < zipfile.sizeCentralDir:
+                raise zipfile.BadZipFile("Truncated central directory")
+            rec = struct.unpack_from(zipfile.structCentralDir, buf, pos)
+            if rec[zipfile._CD_SIGNATURE] != zipfile.stringCentralDir:
+                raise zipfile.BadZipFile("Bad magic number for central directory")
+            if rec[zipfile._CD_EXTRACT_VERSION] > zipfile.MAX_EXTRACT_VERSION:
+                raise NotImplementedError(f"zip file version {rec[1] / 10:.1f}")
+            n = rec[zipfile._CD_FILENAME_LENGTH]
+            total = zipfile.sizeCentralDir + n + rec[zipfile._CD_EXTRA_FIELD_LENGTH]
+            total += rec[zipfile._CD_COMMENT_LENGTH]
+            fill(total)
+            raw = buf[pos + zipfile.sizeCentralDir : pos + zipfile.sizeCentralDir + n]
+            pos, done = pos + total, done + total
+            utf8 = rec[zipfile._CD_FLAG_BITS] & 0x800
+            name = raw.decode("utf-8" if utf8 else "cp437").split("\0", 1)[0]
+            if not name.endswith("/"):
+                yield name
 
 
 def fsspec_refs(url: str) -> Iterator[Ref | Missing]:
