@@ -124,6 +124,22 @@ def test_batch_queue_is_bounded():
     w.stop()
 
 
+def test_a_request_that_would_wait_past_its_time_limit_is_refused_at_once():
+    """At the queue's recent pace (here 10 s an image), a request behind one image cannot be
+    scored within 1 s: refused now, not after waiting in vain."""
+    release = threading.Event()
+    w = BatchWorker(lambda ims: release.wait(30) and [{"path": i.filename} for i in ims])
+    w.start()
+    w.pace.seconds = 10.0
+    first = w.submit([NamedBytes(b"x", "first")])
+    with pytest.raises(Overloaded, match="about 20 s to wait") as e:
+        w.submit([NamedBytes(b"x", "late")], until=time.monotonic() + 1)
+    assert e.value.retry_after_s >= 10
+    release.set()
+    assert first[0].result(30)["path"] == "first"
+    w.stop()
+
+
 def test_a_request_larger_than_the_bound_is_taken_when_the_queue_is_empty():
     w = BatchWorker(lambda ims: [{"path": i.filename} for i in ims], max_pending=2)
     w.start()

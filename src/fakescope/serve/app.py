@@ -395,15 +395,16 @@ def _add_scoring_routes(app: FastAPI, settings: ServeSettings) -> None:
         [upload] = await read_files(request, max_files=1)
         st = request.app.state
         until = deadline(settings.request_timeout_s)
-        [row] = await st.worker.score([upload], until)
-        if row.get("error"):
-            raise ApiError(422, f"{upload.filename}: {row['error']}", filename=upload.filename)
-        try:
-            ex = await st.explain_queue.run(st.det.explain, upload, until)
-        except ImageError as e:
-            raise ApiError(422, f"{upload.filename}: {e}", filename=upload.filename) from None
-        except FakescopeError as e:  # e.g. the explain extra is not installed
-            raise ApiError(501, str(e)) from None
+        async with st.explain_queue.slot() as slot:  # 503 at once when the queue is full
+            [row] = await st.worker.score([upload], until)
+            if row.get("error"):
+                raise ApiError(422, f"{upload.filename}: {row['error']}", filename=upload.filename)
+            try:
+                ex = await slot.run(st.det.explain, upload, until)
+            except ImageError as e:
+                raise ApiError(422, f"{upload.filename}: {e}", filename=upload.filename) from None
+            except FakescopeError as e:  # e.g. the explain extra is not installed
+                raise ApiError(501, str(e)) from None
         png, size = _png(ex.overlay)
         if fmt == "png":
             return Response(png, media_type="image/png")

@@ -17,12 +17,13 @@ which runs one at a time in a thread of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
 
@@ -114,19 +115,23 @@ class BatchWorker:
     def _retry_after(self) -> float:
         return self._pending * self.pace.seconds
 
-    def submit(self, images: Sequence[Any]) -> list[Future]:
+    def submit(self, images: Sequence[Any], until: float | None = None) -> list[Future]:
         """Queue images; one future per image, resolved with its row. `Overloaded` when they
-        would take the queue over `max_pending` (an empty queue always takes a request, so
-        that a request of more images than the bound is still served)."""
+        would take the queue over `max_pending`, or when at the queue's recent pace they would
+        not be scored by `until` (refused now rather than after waiting in vain). An empty
+        queue always takes a request, so that one larger than the bound is still served."""
         if self._stopped:
             raise RuntimeError("the batch worker has stopped")
         with self._lock:
+            wait = (self._pending + len(images)) * self.pace.seconds
             full = self.max_pending is not None and self._pending + len(images) > self.max_pending
-            if full and self._pending:
+            late = until is not None and time.monotonic() + wait > until
+            if (full or late) and self._pending:
                 self.refused += 1
+                why = f"limit {self.max_pending}" if full else f"about {wait:.0f} s to wait"
                 raise Overloaded(
                     f"server busy: {self._pending} images already queued or being scored "
-                    f"(limit {self.max_pending}); retry later",
+                    f"({why}); retry later",
                     self._retry_after(),
                 )
             self._pending += len(images)
@@ -140,7 +145,7 @@ class BatchWorker:
     async def score(self, images: Sequence[Any], until: float | None = None) -> list[Row]:
         """Rows for `images`, in their order, without blocking the event loop; `Overloaded`
         when the queue is full or the rows are not ready by `until` (a `deadline`)."""
-        futures = self.submit(images)
+        futures = self.submit(images, until)
         waiting = asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         try:
             return list(await asyncio.wait_for(waiting, _left(until)))
@@ -227,8 +232,9 @@ class BatchWorker:
 
 class ExplainQueue:
     """Grad-CAM calls in a one-thread pool, at most `limit` waiting or running (a Grad-CAM of
-    a photo takes seconds: without a bound, 12 calls at once all wait and the last one for
-    half a minute). Beyond it, and past a caller's deadline, `Overloaded`."""
+    a photo takes seconds: without a bound, 12 calls at once all waited and the last one for
+    half a minute). A request takes its place first (`slot`: `Overloaded` at once when none is
+    free), before anything else is spent on it, and keeps it until its heatmap is done."""
 
     def __init__(self, executor: Executor, limit: int | None = None):
         self.executor, self.limit = executor, limit
@@ -240,7 +246,8 @@ class ExplainQueue:
         with self._lock:
             self.in_flight -= 1
 
-    async def run(self, fn: Callable[[Any], Any], arg: Any, until: float | None = None) -> Any:
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[_Slot]:
         with self._lock:
             if self.limit is not None and self.in_flight >= self.limit:
                 self.refused += 1
@@ -250,23 +257,45 @@ class ExplainQueue:
                     self.in_flight * self.pace.seconds,
                 )
             self.in_flight += 1
+        s = _Slot(self)
+        try:
+            yield s
+        finally:
+            if not s.handed_over:  # never reached the thread: its place is free again
+                self._done()
+
+    async def run(self, fn: Callable[[Any], Any], arg: Any, until: float | None = None) -> Any:
+        """`fn(arg)` in the pool, in a slot of its own."""
+        async with self.slot() as s:
+            return await s.run(fn, arg, until)
+
+
+class _Slot:
+    """One place in an ExplainQueue; `run` hands it to the thread, which frees it when done."""
+
+    def __init__(self, queue: ExplainQueue):
+        self.queue, self.handed_over = queue, False
+
+    async def run(self, fn: Callable[[Any], Any], arg: Any, until: float | None = None) -> Any:
+        q = self.queue
 
         def work() -> Any:
             t0 = time.perf_counter()
             try:
                 return fn(arg)
             finally:
-                self.pace.add(time.perf_counter() - t0)
-                self._done()
+                q.pace.add(time.perf_counter() - t0)
+                q._done()
 
-        fut = self.executor.submit(work)
+        fut = q.executor.submit(work)
+        self.handed_over = True
         # a call cancelled before it started never runs work(): release its place here
-        fut.add_done_callback(lambda f: self._done() if f.cancelled() else None)
+        fut.add_done_callback(lambda f: q._done() if f.cancelled() else None)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), _left(until))
         except TimeoutError:
-            self.timed_out += 1  # a call already running finishes in its thread, holding its place
+            q.timed_out += 1  # a call already running finishes in its thread, holding its place
             raise Overloaded(
                 "server busy: the explanation did not finish within the request time limit",
-                self.in_flight * self.pace.seconds,
+                q.in_flight * q.pace.seconds,
             ) from None
