@@ -95,7 +95,7 @@ def case(seed: int, target: str, index: int) -> Case:
 # ---- worker process --------------------------------------------------------------------------
 
 
-def _worker(conn: Connection, target: str) -> None:
+def _worker(conn: Connection, target: str, tmp: str) -> None:
     """Load what `target` needs, say "ready", then answer one (name, data) at a time with
     (status, detail, seconds, peak RSS in MB) until sent None."""
     import warnings
@@ -106,14 +106,13 @@ def _worker(conn: Connection, target: str) -> None:
     if target in WARM:
         WARM[target]()
     conn.send("ready")
-    with tempfile.TemporaryDirectory(prefix="fakescope-fuzz-") as tmp:
-        while (msg := conn.recv()) is not None:
-            name, data = msg
-            t0 = time.perf_counter()
-            out = run_target(target, data, name, Path(tmp))
-            for p in Path(tmp).iterdir():
-                p.unlink()
-            conn.send((out.status, out.detail, time.perf_counter() - t0, _peak_rss_mb()))
+    while (msg := conn.recv()) is not None:
+        name, data = msg
+        t0 = time.perf_counter()
+        out = run_target(target, data, name, Path(tmp))
+        for p in Path(tmp).iterdir():
+            p.unlink()
+        conn.send((out.status, out.detail, time.perf_counter() - t0, _peak_rss_mb()))
 
 
 def _peak_rss_mb() -> float:
@@ -127,15 +126,16 @@ def _peak_rss_mb() -> float:
 
 
 class Worker:
-    def __init__(self, target: str, ctx):
-        self.target, self.ctx = target, ctx
+    def __init__(self, target: str, ctx, tmp: str):
+        self.target, self.ctx, self.tmp = target, ctx, tmp
         self.case: Case | None = None
         self.sent = 0.0
         self.start()
 
     def start(self) -> None:
         self.conn, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_worker, args=(child, self.target), daemon=True)
+        args = (child, self.target, self.tmp)
+        self.proc = self.ctx.Process(target=_worker, args=args, daemon=True)
         self.proc.start()
         child.close()
         if not self.conn.poll(300) or self.conn.recv() != "ready":
@@ -192,7 +192,12 @@ def _run_target(
     report.counts[target] = counts
     t0 = time.perf_counter()
     slowest = peak = 0.0
-    pool = [Worker(target, ctx) for _ in range(max(1, min(workers, n)))]
+    # the scratch folders belong to the runner: a worker killed for a hang cannot clean up
+    scratch = tempfile.TemporaryDirectory(prefix="fakescope-fuzz-")
+    pool = [
+        Worker(target, ctx, tempfile.mkdtemp(dir=scratch.name))
+        for _ in range(max(1, min(workers, n)))
+    ]
     cases: Iterator[Case] = (case(seed, target, i) for i in range(n))
     busy: dict[Connection, Worker] = {}
 
@@ -237,6 +242,7 @@ def _run_target(
                 feed(w)
     for w in pool:
         w.stop()
+    scratch.cleanup()
     report.seconds[target] = time.perf_counter() - t0
     report.slowest_s[target], report.peak_rss_mb[target] = slowest, peak
 
