@@ -18,6 +18,15 @@ the ratio is to the faster of the two.
     # 1024-px photos: 256-px aivsreal256 photos upscaled 4x (Lanczos) and saved as JPEG q=90
     python benchmarks/serve_load.py --data ../shared/data/aivsreal256/aivsreal256-validation.tar \
         --size 1024 --images 200 --batch-images 200 --requests 1000
+
+`--explain-share` (issue 31) measures the server's limits instead: that share of the clients
+calls /api/v1/explain, the others /predict, each sending `--requests / --clients` requests
+(a bounded loop); it reports per endpoint the answers (200, 503 with Retry-After, anything
+else is an error), p50/p99 latency, /healthz's answers polled throughout, and the server's
+peak memory (VmHWM of its process):
+
+    python benchmarks/serve_load.py --data ../shared/data/aivsreal256/aivsreal256-validation.tar \
+        --size 800x600 --images 50 --clients 50 --explain-share 0.5 --requests 500
 """
 
 from __future__ import annotations
@@ -45,13 +54,13 @@ from tests.serve_util import running_server  # noqa: E402
 BOUNDARY = "fakescopeloadtest"
 
 
-def load_images(data: list[str], n: int, size: int) -> list[bytes]:
-    """n encoded images, both classes; re-encoded at size×size when `size` is given."""
+def load_images(data: list[str], n: int, size: tuple[int, int] | None) -> list[bytes]:
+    """n encoded images, both classes; re-encoded at size (w, h) when `size` is given."""
     files = list_labelled(data, subset=n, seed=0)
     out = [b""] * len(files)
     for i, raw in files.iter_bytes():
         if size:
-            img = Image.open(io.BytesIO(raw)).convert("RGB").resize((size, size), Image.LANCZOS)
+            img = Image.open(io.BytesIO(raw)).convert("RGB").resize(size, Image.LANCZOS)
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=90)
             raw = buf.getvalue()
@@ -142,11 +151,155 @@ def load(url: str, bodies: list[bytes], clients: int, requests: int, max_s: floa
     }
 
 
+def _size(text: str) -> tuple[int, int] | None:
+    """ "0" (as they are), "1024" (square) or "800x600"."""
+    w, _, h = text.partition("x")
+    return None if text == "0" else (int(w), int(h or w))
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident memory of a process so far (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def mixed(url: str, image: list[bytes], clients: int, per_client: int, share: float, max_s: float):
+    """`clients` threads, the first `share` of them calling explain, each sending
+    `per_client` requests (or stopping at `max_s`); a thread polls /healthz meanwhile."""
+    host = urlsplit(url)
+    lock = threading.Lock()
+    results: dict[str, list[tuple[int, float, str]]] = {"predict": [], "explain": []}
+    health: list[tuple[float, int]] = []
+    deadline = time.monotonic() + max_s
+    done = threading.Event()
+    n_explain = round(clients * share)
+
+    def client(k: int) -> None:
+        kind = "explain" if k < n_explain else "predict"
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+        headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        for j in range(per_client):
+            if time.monotonic() > deadline:
+                break
+            body = image[(k + j) % len(image)]
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", f"/api/v1/{kind}", body, headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                status, note = resp.status, ""
+                if status == 503 and int(resp.headers.get("Retry-After", "0")) < 1:
+                    status, note = -503, "503 without Retry-After"
+                elif status not in (200, 503):
+                    note = data[:200].decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException) as e:
+                status, note = -1, f"{type(e).__name__}: {e}"
+                conn.close()
+                conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+            with lock:
+                results[kind].append((status, time.perf_counter() - t0, note))
+        conn.close()
+
+    def poll() -> None:
+        while not done.is_set():
+            t0 = time.perf_counter()
+            try:
+                conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+                conn.request("GET", "/healthz")
+                status = conn.getresponse().status
+                conn.close()
+            except (OSError, http.client.HTTPException):
+                status = -1
+            health.append((time.perf_counter() - t0, status))
+            done.wait(0.5)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    done.set()
+    poller.join()
+    return results, health, wall
+
+
+def run_mixed(args, bodies: list[bytes]) -> None:
+    serve_args = ["--no-access-log", "--device", "cpu", *args.serve_args]
+    if args.model:
+        serve_args += ["--model", args.model]
+    per_client = -(-args.requests // args.clients)
+    with running_server(*serve_args) as server:
+        # warm-up: one of each, so that the first requests do not pay the model's first call
+        mixed(server.url, bodies[:1], 2, 1, 0.5, 120)
+        results, health, wall = mixed(
+            server.url, bodies, args.clients, per_client, args.explain_share, args.max_seconds
+        )
+        stats = json.loads(_get(server.url + "/healthz"))
+        peak = vm_hwm_mb(server.proc.pid)
+        alive = server.proc.poll() is None
+        server.stop()
+    log = "".join(server.log)
+    print(
+        f"model {stats['model']}; server device cpu ({hardware(torch.device('cpu'))}); torch "
+        f"{torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}; {args.clients} clients "
+        f"({round(args.clients * args.explain_share)} calling explain), {per_client} requests "
+        f"each, {len(bodies)} distinct images {args.size} JPEG q=90; server flags: "
+        f"{' '.join(args.serve_args) or 'defaults'}; limits {stats['limits']}; {wall:.0f} s"
+    )
+    print(
+        "| endpoint | requests | 200 | 503 (Retry-After) | errors | p50 ms 200 | p99 ms 200 | "
+        "p50 ms 503 | p99 ms 503 |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    first_errors = []
+    for kind, rows in results.items():
+        ok = np.array([dt for st, dt, _ in rows if st == 200]) * 1000
+        busy = np.array([dt for st, dt, _ in rows if st == 503]) * 1000
+        errors = [note for st, _, note in rows if st not in (200, 503)]
+        first_errors += errors[:3]
+
+        def pct(a: np.ndarray, q: int) -> str:
+            return f"{np.percentile(a, q):.0f}" if len(a) else "-"
+
+        print(
+            f"| {kind} | {len(rows)} | {len(ok)} | {len(busy)} | {len(errors)} | {pct(ok, 50)} | "
+            f"{pct(ok, 99)} | {pct(busy, 50)} | {pct(busy, 99)} |"
+        )
+    h_ok = np.array([dt for dt, st in health if st == 200]) * 1000
+    print(
+        f"/healthz polled every 0.5 s: {len(h_ok)} of {len(health)} answered 200, p50 "
+        f"{np.percentile(h_ok, 50):.0f} ms, max {h_ok.max():.0f} ms; server peak RSS (VmHWM) "
+        f"{peak:.0f} MB; server alive after the run: {alive}; tracebacks in its log: "
+        f"{log.count('Traceback')}; counters {stats['batching']} {stats['explain']}"
+    )
+    if first_errors:
+        print("first errors:", *first_errors[:3], sep="\n  ")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "results": {k: [r[:2] for r in v] for k, v in results.items()},
+                    "health": health,
+                    "peak_mb": peak,
+                    "stats": stats,
+                }
+            )
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", nargs="+", default=["../shared/data/cifake/cifake-test.tar.xz"])
     p.add_argument("--images", type=int, default=2000, help="distinct images, sent in turn")
-    p.add_argument("--size", type=int, default=0, help="re-encode at size×size (0: as they are)")
+    p.add_argument(
+        "--size", type=_size, default=None, help="re-encode at N×N or WxH (default: as they are)"
+    )
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--requests", type=int, default=5000, help="in all, over the rounds")
     p.add_argument("--rounds", type=int, default=5, help="batch, load, batch, load, ... batch")
@@ -155,10 +308,22 @@ def main() -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--batch-wait-ms", type=float, default=5.0)
     p.add_argument("--json", help="also write the results here")
+    p.add_argument(
+        "--explain-share",
+        type=float,
+        default=0.0,
+        help="measure the limits: this share of the clients calls explain (see above)",
+    )
+    p.add_argument(
+        "--serve-args", nargs="*", default=[], help="more `fakescope serve` flags (--explain-share)"
+    )
     args = p.parse_args()
 
     images = load_images(args.data, args.images, args.size)
     bodies = [multipart(f"{i:05d}.jpg", data) for i, data in enumerate(images)]
+    if args.explain_share:
+        run_mixed(args, bodies)
+        return
     det = Detector.load(args.model, device="cpu")
     sample = images[: args.batch_images]
     det.predict_batch(sample[:64])  # warm-up
@@ -202,7 +367,7 @@ def main() -> None:
         f"model {det.name}; server device cpu ({hardware(torch.device('cpu'))}); "
         f"torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}; client threads and "
         f"server share the machine; {len(images)} distinct images, mean {mean_kb:.1f} KB"
-        + (f", {args.size}x{args.size} JPEG q=90" if args.size else "")
+        + (f", {args.size[0]}x{args.size[1]} JPEG q=90" if args.size else "")
         + f"; {len(rounds)} rounds of {per_round} requests"
     )
     print(

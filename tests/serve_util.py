@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +35,20 @@ def _die_with_parent() -> None:
     benchmark leaves no server behind); start servers from the main thread."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _wait_listening(server: Server, deadline: float) -> None:
+    """uvicorn logs "Application startup complete" after the app's start-up and before it
+    listens on the socket: a client connecting in between is refused (seen under load)."""
+    host, port = server.url.rsplit("/", 1)[-1].rsplit(":", 1)
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+            return
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline or server.proc.poll() is not None:
+                raise RuntimeError("server never listened:\n" + "".join(server.log)) from None
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -69,6 +84,7 @@ def running_server(*args: str, env: dict | None = None, timeout: float = 120) ->
                 raise TimeoutError("server did not start:\n" + "".join(server.log))
         if proc.poll() is not None or not server.url:
             raise RuntimeError("server failed to start:\n" + "".join(server.log))
+        _wait_listening(server, deadline)
         yield server
     finally:
         if proc.poll() is None:

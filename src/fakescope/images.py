@@ -100,8 +100,10 @@ def open_image(src: ImageSource) -> Image.Image:
             raise ImageError(
                 f"over the limit of {MAX_PIXELS:,} pixels (decompression bomb guard)"
             ) from None
-        except OSError as e:
-            raise ImageError(f"cannot open image: {e}") from None
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - see _why
+            raise ImageError(f"cannot open image: {_why(e)}") from None
     w, h = img.size
     if w * h > MAX_PIXELS:
         raise ImageError(
@@ -112,8 +114,24 @@ def open_image(src: ImageSource) -> Image.Image:
     return img
 
 
+def _why(e: Exception) -> str:
+    """One line for whatever a decoder raised. Pillow's plugins raise an open set of types on a
+    corrupt file (OSError, ValueError, but also TypeError, IndexError, struct.error, KeyError:
+    all found by the fuzzer, tests/fuzz), so every exception is a bad image, never a crash."""
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
+
+
 def _scale_to_uint8(a: np.ndarray, full_scale: float | None) -> np.ndarray:
     """Scale an array to 0..255 by `full_scale`, or min-max when `full_scale` is None."""
+    if full_scale is not None and np.issubdtype(a.dtype, np.integer):
+        # integers in 0..full_scale (the callers check): round(a * 255 / full_scale) in integer
+        # arithmetic, 4 bytes a pixel instead of float64's several 8-byte copies (a 248-byte
+        # TIFF declaring 9x8,388,359 16-bit pixels took 15 s and 2 GB here; tests/fuzz). No
+        # value lies exactly halfway for full_scale 255 or 65535, so the result is the same.
+        f = int(full_scale)
+        wide = a.astype(np.uint64 if f > 65535 else np.uint32)
+        return np.minimum((wide * 510 + f) // (2 * f), 255).astype(np.uint8)
     a = a.astype(np.float64)
     if full_scale is None:
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
@@ -160,10 +178,10 @@ def load_rgb(src: ImageSource) -> np.ndarray:
     img = open_image(src)
     try:
         return np.asarray(_decoded(img), dtype=np.uint8)
-    except ImageError:
+    except (ImageError, MemoryError):
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
-        raise ImageError(f"cannot decode image: {e}") from None
+    except Exception as e:  # noqa: BLE001 - see _why
+        raise ImageError(f"cannot decode image: {_why(e)}") from None
 
 
 def pad_to(a: np.ndarray, size: int) -> np.ndarray:
@@ -171,6 +189,14 @@ def pad_to(a: np.ndarray, size: int) -> np.ndarray:
     h, w = a.shape[:2]
     if h >= size and w >= size:
         return a
+    nh, nw = max(h, size), max(w, size)
+    if nh * nw > MAX_PIXELS:
+        # a thin strip (a 248-byte TIFF of 9x8,388,359 pixels, tests/fuzz) padded to the tile
+        # size would be 25x its own size: 5 GB here, then out of memory
+        raise ImageError(
+            f"{w}x{h} pixels padded to {nw}x{nh} for {size}-px tiles is over the limit of "
+            f"{MAX_PIXELS:,} (decompression bomb guard)"
+        )
     return np.pad(a, ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0)), mode="symmetric")
 
 
@@ -193,7 +219,7 @@ def to_model_input(src: ImageSource, size: int) -> np.ndarray:
         if img.size != (size, size):
             img = ImageOps.fit(img, (size, size), method=Image.Resampling.LANCZOS)
         return np.asarray(img, dtype=np.uint8).copy()
-    except ImageError:
+    except (ImageError, MemoryError):
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
-        raise ImageError(f"cannot decode image: {e}") from None
+    except Exception as e:  # noqa: BLE001 - see _why
+        raise ImageError(f"cannot decode image: {_why(e)}") from None

@@ -28,12 +28,15 @@ import csv
 import glob
 import itertools
 import json
+import lzma
 import os
 import shutil
+import struct
 import sys
 import tarfile
 import time
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +54,13 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 FLUSH_SECONDS = 60.0
 NO_FILE = "no such file"  # predict's error for a path that matches nothing
 
+# What opening or reading a damaged archive raises (found by the fuzzer, tests/fuzz): an error
+# row for that member, never a failed scan. NotImplementedError: a zip version or compression
+# method Python lacks; RuntimeError: an encrypted member; IndexError: a member with an empty
+# name; ValueError: negative sizes and offsets.
+READ_ERRORS = (OSError, KeyError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error)
+READ_ERRORS += (lzma.LZMAError, NotImplementedError, RuntimeError, IndexError, ValueError)
+
 Ref = dict[str, str]  # {"path": the row's path, "src": file, URL or archive, "member": "" or name}
 
 
@@ -64,19 +74,79 @@ def is_archive(path: str) -> bool:
 
 def archive_refs(archive: str) -> Iterator[Ref]:
     """One reference per image member (hidden and non-image members skipped, as in training)."""
-    from fakescope.data.sources import TarSource, ZipSource, _is_non_image
+    from fakescope.data.sources import _is_non_image
 
     path = os.path.abspath(archive)
     try:
         if archive.lower().endswith(".zip"):
-            proto, names = "zip", ZipSource(Path(path), 0).names()
+            proto, names = "zip", _zip_names(path)
         else:
-            proto, names = "tar", TarSource(Path(path), 0).names()
+            proto, names = "tar", _tar_names(path)
         for name in names:
             if not _is_non_image(name):
                 yield {"path": f"{proto}://{name}::{path}", "src": path, "member": name}
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
-        raise FakescopeError(f"cannot read archive {archive}: {e}") from None
+    except READ_ERRORS as e:
+        # one line: tarfile's ReadError lists every method it tried, one a line
+        raise FakescopeError(f"cannot read archive {archive}: {' '.join(str(e).split())}") from None
+
+
+def _tar_names(path: str) -> Iterator[str]:
+    """A tar's file members front to back, each forgotten once listed: tarfile keeps every
+    header it has read in `TarFile.members`, so listing a 200,000-member archive grew the
+    driver by ~100 MB (benchmarks/scan_memory.py)."""
+    with tarfile.open(path) as tf:
+        while (m := tf.next()) is not None:
+            tf.members.clear()
+            if m.isfile():
+                yield m.name
+
+
+def _zip_names(path: str, chunk: int = 1 << 20) -> Iterator[str]:
+    """A zip's file members in central-directory order, read record by record: zipfile builds a
+    ZipInfo for every member when it opens an archive (~124 MB for 200,000 members,
+    benchmarks/scan_memory.py). The same names zipfile gives (`infolist()` without folders),
+    and the same errors but for a corrupt extra field, which zipfile refuses when a worker
+    opens the archive: its members are then error rows."""
+    with open(path, "rb") as f:
+        end = zipfile._EndRecData(f)  # the end record (zip64 too), as zipfile finds it
+        if end is None:
+            raise zipfile.BadZipFile("File is not a zip file")
+        size, offset = end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
+        concat = end[zipfile._ECD_LOCATION] - size - offset  # bytes prepended to the archive
+        if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+            concat -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+        if offset + concat < 0:
+            raise zipfile.BadZipFile("Bad offset for central directory")
+        f.seek(offset + concat)
+        buf, pos, left, done = b"", 0, size, 0  # buf[pos:] is what is read and not parsed
+
+        def fill(need: int) -> None:
+            nonlocal buf, pos, left
+            while len(buf) - pos < need and left > 0:
+                more = f.read(min(max(chunk, need), left))
+                if not more:
+                    break
+                buf, pos, left = buf[pos:] + more, 0, left - len(more)
+
+        while done < size:  # as zipfile reads it, with its errors
+            fill(zipfile.sizeCentralDir)
+            if len(buf) - pos < zipfile.sizeCentralDir:
+                raise zipfile.BadZipFile("Truncated central directory")
+            rec = struct.unpack_from(zipfile.structCentralDir, buf, pos)
+            if rec[zipfile._CD_SIGNATURE] != zipfile.stringCentralDir:
+                raise zipfile.BadZipFile("Bad magic number for central directory")
+            if rec[zipfile._CD_EXTRACT_VERSION] > zipfile.MAX_EXTRACT_VERSION:
+                raise NotImplementedError(f"zip file version {rec[1] / 10:.1f}")
+            n = rec[zipfile._CD_FILENAME_LENGTH]
+            total = zipfile.sizeCentralDir + n + rec[zipfile._CD_EXTRA_FIELD_LENGTH]
+            total += rec[zipfile._CD_COMMENT_LENGTH]
+            fill(total)
+            raw = buf[pos + zipfile.sizeCentralDir : pos + zipfile.sizeCentralDir + n]
+            pos, done = pos + total, done + total
+            utf8 = rec[zipfile._CD_FLAG_BITS] & 0x800
+            name = raw.decode("utf-8" if utf8 else "cp437").split("\0", 1)[0]
+            if not name.endswith("/"):
+                yield name
 
 
 def fsspec_refs(url: str) -> Iterator[Ref | Missing]:
@@ -167,8 +237,9 @@ class Scorer:
         for i, ref in enumerate(refs):
             try:
                 images.append(self._image(ref))
-            except (OSError, KeyError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
-                failed[i] = f"cannot read file: {getattr(e, 'strerror', None) or e}"
+            except READ_ERRORS as e:
+                why = " ".join(str(getattr(e, "strerror", None) or e).split())
+                failed[i] = f"cannot read file: {why or type(e).__name__}"
                 images.append(None)
             except MemoryError:
                 failed[i] = "out of memory reading this file"

@@ -37,7 +37,8 @@ from fakescope.model_dir import (
     DEFAULT_MODEL,
     available_models,
 )
-from fakescope.serve.batching import BatchWorker
+from fakescope.serve.batching import BatchWorker, ExplainQueue, Overloaded, deadline
+from fakescope.serve.limits import HEADER_TIMEOUT_S, BodyDeadline
 from fakescope.serve.uploads import FIELD, ApiError, BodyLimit, read_files
 
 log = logging.getLogger("fakescope.serve")
@@ -65,6 +66,13 @@ class ServeSettings:
     max_files: int = 32
     batch_wait_ms: float = 5.0
     max_batch: int | None = None  # None: the Detector's batch size
+    # docs/serve-limits.md: each limit, its flag and why
+    max_queue: int = 256
+    max_explain_queue: int = 4
+    request_timeout_s: float = 60.0
+    body_timeout_s: float = 60.0
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    max_connections: int = 64
 
     @property
     def max_body_bytes(self) -> int:
@@ -155,6 +163,8 @@ _ERRORS = {
         (413, "body over the size limit, or too many files"),
         (415, "not multipart/form-data"),
         (422, "no file in the field 'files' (explain: the image cannot be read)"),
+        (408, "the body did not arrive within the body time limit"),
+        (503, "server busy (queue full or request time limit): retry after Retry-After seconds"),
     )
 }
 
@@ -172,11 +182,15 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
         if det is None:
             det = await asyncio.to_thread(Detector.load, settings.model, settings.device)
         worker = BatchWorker(
-            det.predict_batch, settings.max_batch or det.batch_size, settings.batch_wait_ms / 1000
+            det.predict_batch,
+            settings.max_batch or det.batch_size,
+            settings.batch_wait_ms / 1000,
+            settings.max_queue,
         )
         explainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakescope-explain")
         worker.start()
         app.state.det, app.state.worker, app.state.explainer = det, worker, explainer
+        app.state.explain_queue = ExplainQueue(explainer, settings.max_explain_queue)
         app.state.cards = shipped_cards(det.name)
         app.state.members = {m.name: m for m in det.members()}
         log.info("model %s loaded on %s", det.name, det.device)
@@ -194,6 +208,7 @@ def create_app(detector: Detector | None = None, settings: ServeSettings | None 
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout_s)
     app.state.settings = settings
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -221,6 +236,12 @@ def _add_info_routes(app: FastAPI, settings: ServeSettings) -> None:
                     "max_body_bytes": settings.max_body_bytes,
                     "max_files": settings.max_files,
                     "max_pixels": MAX_PIXELS,
+                    "max_queue": settings.max_queue,
+                    "max_explain_queue": settings.max_explain_queue,
+                    "request_timeout_s": settings.request_timeout_s,
+                    "body_timeout_s": settings.body_timeout_s,
+                    "header_timeout_s": settings.header_timeout_s,
+                    "max_connections": settings.max_connections,
                 },
                 "batching": {
                     "max_batch": st.worker.max_batch,
@@ -229,6 +250,13 @@ def _add_info_routes(app: FastAPI, settings: ServeSettings) -> None:
                     "batches": st.worker.batches,
                     "images": st.worker.images,
                     "largest_batch": st.worker.largest_batch,
+                    "refused": st.worker.refused,
+                    "timed_out": st.worker.timed_out,
+                },
+                "explain": {
+                    "in_flight": st.explain_queue.in_flight,
+                    "refused": st.explain_queue.refused,
+                    "timed_out": st.explain_queue.timed_out,
                 },
             }
         )
@@ -262,7 +290,8 @@ def _add_scoring_routes(app: FastAPI, settings: ServeSettings) -> None:
     )
     async def predict(request: Request) -> Response:
         uploads = await read_files(request, settings.max_files)
-        rows = await request.app.state.worker.score(uploads)
+        until = deadline(settings.request_timeout_s)
+        rows = await request.app.state.worker.score(uploads, until)
         members = request.app.state.members
         return json_response(
             [
@@ -295,13 +324,14 @@ def _add_scoring_routes(app: FastAPI, settings: ServeSettings) -> None:
     ) -> Response:
         [upload] = await read_files(request, max_files=1)
         st = request.app.state
-        loop = asyncio.get_running_loop()
-        try:  # predict's row and a map, in one pass through the Detector
-            ex = await loop.run_in_executor(st.explainer, st.det.explain, upload)
-        except ImageError as e:  # names the upload
-            raise ApiError(422, str(e), filename=upload.filename) from None
-        except FakescopeError as e:  # e.g. the explain extra is not installed
-            raise ApiError(501, str(e)) from None
+        until = deadline(settings.request_timeout_s)
+        async with st.explain_queue.slot() as slot:  # 503 at once when the queue is full
+            try:  # predict's row and a map, in one pass through the Detector
+                ex = await slot.run(st.det.explain, upload, until)
+            except ImageError as e:  # names the upload
+                raise ApiError(422, str(e), filename=upload.filename) from None
+            except FakescopeError as e:  # e.g. the explain extra is not installed
+                raise ApiError(501, str(e)) from None
         row = ex.row
         png, size = _png(ex.overlay)
         if fmt == "png":
@@ -342,6 +372,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
         return _error(exc.status, exc.message, **exc.extra)
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, exc: Overloaded) -> Response:
+        resp = _error(503, exc.message)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

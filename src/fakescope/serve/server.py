@@ -1,5 +1,10 @@
 """Run the app under uvicorn: bind first (a clear error for a busy port), then serve.
 
+Slow clients: uvicorn's protocol is `limits.HeaderDeadline` (headers within
+--header-timeout-s), its `limit_concurrency` is --max-connections, idle kept-alive connections
+close after `KEEP_ALIVE_S`, and a request line plus headers over `MAX_HEADER_BYTES` is a 400
+(docs/serve-limits.md lists every limit).
+
 SIGTERM and Ctrl-C stop uvicorn gracefully: it stops accepting, finishes the requests in
 flight (up to `GRACE_S`), then the lifespan stops the batch worker.
 """
@@ -13,6 +18,8 @@ import sys
 from fakescope.errors import FakescopeError, missing_extra
 
 GRACE_S = 10
+KEEP_ALIVE_S = 5  # uvicorn's default, stated here because docs/serve-limits.md promises it
+MAX_HEADER_BYTES = 16 * 1024  # h11's default bound on an incomplete request line + headers
 
 
 def require_serve():
@@ -66,6 +73,12 @@ def run_server(
         raise FakescopeError("--workers must be at least 1")
     if settings.max_files < 1 or settings.max_body_mb <= 0 or settings.batch_wait_ms < 0:
         raise FakescopeError("--max-files and --max-body-mb must be positive")
+    if settings.max_queue < settings.max_files:
+        raise FakescopeError("--max-queue must be at least --max-files (one full request)")
+    from fakescope.serve.limits import HEADER_ENV
+
+    # read by HeaderDeadline in each server process (uvicorn builds the protocol itself)
+    os.environ[HEADER_ENV] = str(settings.header_timeout_s)
     # load once here: a bad --model is one error line, not a failed start-up with a traceback
     det = Detector.load(settings.model, device=settings.device)
     sock = _bind(host, port)
@@ -84,6 +97,10 @@ def run_server(
         access_log=access_log,
         timeout_graceful_shutdown=GRACE_S,
         server_header=False,
+        http="fakescope.serve.limits:HeaderDeadline",
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     try:
         if workers == 1:
