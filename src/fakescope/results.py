@@ -27,6 +27,7 @@ from fakescope.model_dir import read_config, resolve_model_dir
 
 RESULTS = "results.json"
 RESULTS_FORMAT = "fakescope-results/1"
+STAMP = "format"  # the results file's own stamp (a model's kind is never asked here)
 # metrics keys that describe the training run itself, not a measurement a user meets
 _NOT_SOURCES = {"train", "val"}
 
@@ -61,12 +62,12 @@ class ModelResults:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["uncertain"] = list(self.uncertain) if self.uncertain else None
-        return {"format": RESULTS_FORMAT, **d}
+        return {STAMP: RESULTS_FORMAT, **d}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelResults:
-        if d.get("format") != RESULTS_FORMAT:
-            raise FakescopeError(f"not a {RESULTS_FORMAT} file (format {d.get('format')!r})")
+        if d.get(STAMP) != RESULTS_FORMAT:
+            raise FakescopeError(f"not a {RESULTS_FORMAT} file ({STAMP} {d.get(STAMP)!r})")
         band = d.get("uncertain")
         return cls(
             model=d["model"],
@@ -93,16 +94,21 @@ def load_results(model: str | os.PathLike) -> ModelResults:
 
 
 def from_config(name: str, cfg: dict[str, Any]) -> ModelResults:
-    """Results derived from a config's `metrics` (what every shipped config has today)."""
+    """Results derived from a config's `metrics` (what every shipped config has today); what
+    the model is for and its limits come from its kind (`fakescope.kinds`)."""
+    from fakescope.kinds.load import kind_class
+
+    kind = kind_class(cfg, name)(cfg, name)
     band = cfg.get("uncertain")
     sources = [s for key, m in (cfg.get("metrics") or {}).items() if (s := _source(name, key, m))]
+    fakes = [s.n_fake for s in sources if s.n_fake]
     return ModelResults(
         model=name,
-        purpose=cfg.get("description") or _purpose(cfg),
-        threshold=None if "route" in cfg else float(cfg.get("threshold", 0.5)),
+        purpose=kind.purpose(),
+        threshold=float(cfg.get("threshold", 0.5)) if kind.own_threshold else None,
         uncertain=(float(band[0]), float(band[1])) if band else None,
         sources=sources,
-        limits=_limits(cfg, sources),
+        limits=kind.limits(min(fakes) if fakes else None),
         other={
             k: v
             for k, v in (cfg.get("metrics") or {}).items()
@@ -145,37 +151,6 @@ def _source(model: str, key: str, m: Any) -> SourceResult | None:
             accuracy_decided=m.get("accuracy"),
         )
     return None
-
-
-def _purpose(cfg: dict[str, Any]) -> str:
-    inp = cfg.get("input") or {"rule": "resize", "size": cfg.get("input_size")}
-    if inp["rule"] == "tiles":
-        return (
-            f"Photos, one view: {cfg.get('arch')} on {inp['tile']}-px tiles at the image's own "
-            "pixel scale (never resized)."
-        )
-    s = inp.get("size")
-    return f"Thumbnails like CIFAKE's {s}×{s} images: {cfg.get('arch')} on the image resized."
-
-
-def _limits(cfg: dict[str, Any], sources: list[SourceResult]) -> str:
-    """One line a user should read before trusting a verdict, from what the config says."""
-    if "route" in cfg:
-        return "none of its own: each row names the model that scored it; read that one's."
-    inp = cfg.get("input") or {"rule": "resize", "size": cfg.get("input_size")}
-    if "fusion" not in cfg and inp["rule"] == "resize":
-        s = inp.get("size")
-        return (
-            f"trained and measured on {s}×{s} thumbnails of one generator only (CIFAKE's "
-            "Stable Diffusion 1.4); says nothing reliable about photos or other generators."
-        )
-    fakes = [s.n_fake for s in sources if s.n_fake]
-    few = f"; as few as {min(fakes)} fakes for some sources (wide error bars)" if fakes else ""
-    return (
-        "photos only (graphics, screenshots, text: `uncertain`, out of scope); generators "
-        "outside its training sources are caught far less often (leave-one-source-out, "
-        f"model card){few}."
-    )
 
 
 # ---- rendering ----------------------------------------------------------------------------

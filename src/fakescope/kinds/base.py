@@ -29,6 +29,8 @@ class Kind:
     """A model the Detector can score with. Subclasses set `kind` and override the hooks."""
 
     kind = "?"
+    # a router has no threshold of its own (each member has one)
+    own_threshold = True
     # the decoded H×W×3 array is needed to prepare an image (tiles, CLIP view); a thumbnail
     # model prepares from the opened image alone
     needs_rgb = True
@@ -70,6 +72,24 @@ class Kind:
     def description(self) -> str:
         """One line: what this model is and how it sees an image."""
         raise NotImplementedError
+
+    def purpose(self) -> str:
+        """What the model is for, in one sentence (`fakescope models`, the results tables)."""
+        return self.config.get("description") or self.description()
+
+    def limits(self, fewest_fakes: int | None = None) -> str:
+        """One line a user should read before trusting a verdict (`fewest_fakes`: the smallest
+        number of fakes any of its measured sources has)."""
+        few = (
+            f"; as few as {fewest_fakes} fakes for some sources (wide error bars)"
+            if fewest_fakes
+            else ""
+        )
+        return (
+            "photos only (graphics, screenshots, text, artworks: `uncertain`, out of scope); "
+            "generators outside its training sources are caught far less often "
+            f"(leave-one-source-out, model card){few}."
+        )
 
     def network(self) -> Kind:
         """The one network this model is (what `export` writes); a refusal saying what to

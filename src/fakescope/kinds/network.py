@@ -75,6 +75,27 @@ class Network(Kind):
             self._model = self._torch_loader().model
         return self._model
 
+    def purpose(self) -> str:
+        if self.config.get("description"):
+            return self.config["description"]
+        arch, r = self.config.get("arch"), self.tile_rule
+        if r is not None:
+            return (
+                f"Photos, one view: {arch} on {r.tile}-px tiles at the image's own pixel scale "
+                "(never resized)."
+            )
+        s = self.input_size
+        return f"Thumbnails like CIFAKE's {s}×{s} images: {arch} on the image resized."
+
+    def limits(self, fewest_fakes: int | None = None) -> str:
+        if self.tile_rule is not None:
+            return super().limits(fewest_fakes)
+        s = self.input_size
+        return (
+            f"trained and measured on {s}×{s} thumbnails of one generator only (CIFAKE's "
+            "Stable Diffusion 1.4); says nothing reliable about photos or other generators."
+        )
+
     def description(self) -> str:
         r = self.tile_rule
         if r is not None:

@@ -59,6 +59,11 @@ class Route(Kind):
     def own_files(self, folder) -> list[str]:
         raise self._refuse("calibrate")
 
+    own_threshold = False
+
+    def limits(self, fewest_fakes: int | None = None) -> str:
+        return "none of its own: each row names the model that scored it; read that one's."
+
     def description(self) -> str:
         parts = [
             (f"max side <= {r['max_side']} px -> " if r.get("max_side") else "else -> ")
