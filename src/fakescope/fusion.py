@@ -13,7 +13,7 @@ fitted by logistic regression on held-out photos that neither view trained on; t
 
 Small images, less evidence: an image of one tile (both sides at most one tile, e.g. a 256-px
 photo halved) gives the tile view a quarter of the evidence of the 256-px held-out photos the
-threshold was set on, and more of its reals cross the threshold (BENCHMARKS.md, "Why half-size
+threshold was set on, and more of its reals cross the threshold (docs/history.md, "Why half-size
 photos"). `small_shift` is the logit distance between the threshold the shipped rule sets on
 the held-out photos halved (one tile each) and the shipped threshold. Between one tile and
 `ref` (the held-out photos' tile count, 4) the shift falls with the image's evidence e, its
