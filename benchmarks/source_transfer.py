@@ -62,8 +62,8 @@ def load_clip(work: Path, split: str, skip: set[str] = frozenset()):
     return np.concatenate(e), np.concatenate(y), np.array(s)
 
 
-def fit_head(emb, y, src) -> LogisticRegression:
-    lr = LogisticRegression(C=C, max_iter=2000)
+def fit_head(emb, y, src, c: float = C) -> LogisticRegression:
+    lr = LogisticRegression(C=c, max_iter=2000)
     lr.fit(emb, y, sample_weight=balanced_weights(src, y))
     return lr
 
@@ -129,6 +129,7 @@ def cmd_loso(args) -> None:
     zt_all = np.concatenate([tz[n]["z"] for n in SOURCES])
     vemb, vy, vsrc = load_clip(args.work, "validation")
     assert len(zt_all) == len(vy), "tile and CLIP validation sets differ"
+    boost = {k: float(v) for k, v in (b.split("=") for b in args.boost)}
     rows = []
     for held in [*FAKE_SOURCES, *REAL_UNITS]:
         # train without the unit (a fake source's own reals too); fit the combiner and the
@@ -136,20 +137,20 @@ def cmd_loso(args) -> None:
         skip = UNITS.get(held, {held})
         skip_val = skip | ({PAIRED_REALS[held]} if held in PAIRED_REALS else set())
         emb, y, src = load_clip(args.work, "train", skip)
-        zc = fit_head(emb, y, src).decision_function(vemb)
+        zc = fit_head(emb, y, src, args.head_c).decision_function(vemb)
         cols = [zc]
         for name in args.specialist:  # a probe of its own (as shipped), unless held out
             if name not in skip:
                 m = src == name
-                probe = LogisticRegression(C=SPECIALIST_C, max_iter=3000).fit(emb[m], y[m])
+                probe = LogisticRegression(C=args.specialist_c, max_iter=3000)
+                probe.fit(emb[m], y[m])
                 cols.append(probe.decision_function(vemb))
         keep = np.array([s not in skip_val for s in vsrc])
+        w = balanced_weights(vsrc[keep], vy[keep])
+        for name, factor in boost.items():  # as the shipped combiner weighs them
+            w = w * np.where(vsrc[keep] == name, factor, 1.0)
         comb = LogisticRegression(C=1.0)
-        comb.fit(
-            np.c_[zt_all, *cols][keep],
-            vy[keep],
-            sample_weight=balanced_weights(vsrc[keep], vy[keep]),
-        )
+        comb.fit(np.c_[zt_all, *cols][keep], vy[keep], sample_weight=w)
         zf = comb.decision_function(np.c_[zt_all, *cols])
         row = {"held_out": held, "kind": "fake" if held in FAKE_SOURCES else "real"}
         for key, z in (("clip", zc), ("tiles", zt_all), ("fusion", zf)):
@@ -192,6 +193,11 @@ def main() -> None:
         nargs="*",
         default=["aivsreal256"],
         help="sources with a CLIP probe of their own in the fusion (as shipped)",
+    )
+    lo.add_argument("--head-c", type=float, default=C, help="the all-source probe's C")
+    lo.add_argument("--specialist-c", type=float, default=SPECIALIST_C)
+    lo.add_argument(
+        "--boost", nargs="*", default=[], metavar="SOURCE=F", help="as ship_photo_fusion.py"
     )
     lo.set_defaults(func=cmd_loso)
     args = ap.parse_args()

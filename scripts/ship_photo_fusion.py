@@ -127,28 +127,45 @@ def band_around(thr: float, width: float) -> list[float]:
     return [max(0.0, thr - width / 2), min(thr + width / 2, (1.0 + thr) / 2)]
 
 
-def fit_clip_head(e_tr, y_tr, src_tr, e_held, zt_held, y_held, src_held, specialist):
+def fit_clip_head(
+    e_tr,
+    y_tr,
+    src_tr,
+    e_held,
+    zt_held,
+    y_held,
+    src_held,
+    specialist,
+    head_c: float = HEAD_C,
+    specialist_c: float = SPECIALIST_C,
+    boost: dict[str, float] | None = None,
+):
     """The CLIP head and the combiner: a logistic probe on every source (C = HEAD_C, sources
     weighted as the tile model samples them) and, for each `specialist` source, a probe on that
     source alone (C = SPECIALIST_C); a logistic combiner on [tile logit, probe logits] fitted on
-    the held-out photos. The probes are linear in the same embedding, so they fold into one
-    head (weight = sum of combiner weight x probe weight) with w_clip = 1: the shipped format
-    and the Detector are unchanged. Returns (weight, bias, (w_tiles, w_clip, bias), recipe)."""
-    probes = [LogisticRegression(C=HEAD_C, max_iter=3000)]
+    the held-out photos (a `boost`ed source's held-out photos weigh that many times more). The
+    probes are linear in the same embedding, so they fold into one head (weight = sum of
+    combiner weight x probe weight) with w_clip = 1: the shipped format and the Detector are
+    unchanged. Returns (weight, bias, (w_tiles, w_clip, bias), recipe)."""
+    probes = [LogisticRegression(C=head_c, max_iter=3000)]
     probes[0].fit(e_tr, y_tr, sample_weight=weights(src_tr, y_tr))
     for name in specialist:
         m = src_tr == name
-        probes.append(LogisticRegression(C=SPECIALIST_C, max_iter=3000).fit(e_tr[m], y_tr[m]))
+        probes.append(LogisticRegression(C=specialist_c, max_iter=3000).fit(e_tr[m], y_tr[m]))
     z = np.stack([p.decision_function(e_held) for p in probes], axis=1)
+    w_held = weights(src_held, y_held)
+    for name, factor in (boost or {}).items():
+        w_held = w_held * np.where(src_held == name, factor, 1.0)
     comb = LogisticRegression(C=1.0)
-    comb.fit(np.c_[zt_held, z], y_held, sample_weight=weights(src_held, y_held))
+    comb.fit(np.c_[zt_held, z], y_held, sample_weight=w_held)
     w = comb.coef_[0]
     weight = sum(wk * p.coef_[0].astype(np.float64) for wk, p in zip(w[1:], probes, strict=True))
     bias = float(sum(wk * p.intercept_[0] for wk, p in zip(w[1:], probes, strict=True)))
     recipe = {
-        "probes": [{"sources": "all", "C": HEAD_C}]
-        + [{"sources": [s], "C": SPECIALIST_C} for s in specialist],
+        "probes": [{"sources": "all", "C": head_c}]
+        + [{"sources": [s], "C": specialist_c} for s in specialist],
         "combiner_weights": [float(v) for v in w[1:]],
+        "combiner_boost": boost or {},
         "folded": "weight = sum(combiner weight * probe weight), w_clip = 1",
     }
     return weight, bias, (float(w[0]), 1.0, float(comb.intercept_[0])), recipe
@@ -444,6 +461,17 @@ def main() -> None:
         default=["aivsreal256"],
         help="sources with a CLIP probe of their own beside the all-source one",
     )
+    ap.add_argument("--head-c", type=float, default=HEAD_C, help="the all-source probe's C")
+    ap.add_argument(
+        "--specialist-c", type=float, default=SPECIALIST_C, help="each specialist probe's C"
+    )
+    ap.add_argument(
+        "--boost",
+        nargs="*",
+        default=[],
+        metavar="SOURCE=F",
+        help="weigh SOURCE's held-out photos F times more in the combiner fit",
+    )
     ap.add_argument("--tile", type=int, default=128, help="tile side when re-shipping")
     ap.add_argument("--budget", type=int, default=27, help="tiles per image when re-shipping")
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
@@ -502,7 +530,17 @@ def main() -> None:
     y_tr = np.r_[train.y, val.y]
     e_held = np.stack([emb_train[n] for n in held.names])
     weight, bias, (w_t, w_c, b), probes = fit_clip_head(
-        e_tr, y_tr, src_train, e_held, zt_held, held.y, src_held, args.specialist
+        e_tr,
+        y_tr,
+        src_train,
+        e_held,
+        zt_held,
+        held.y,
+        src_held,
+        args.specialist,
+        args.head_c,
+        args.specialist_c,
+        {k: float(v) for k, v in (b.split("=") for b in args.boost)},
     )
     zc_held = e_held.astype(np.float64) @ weight + bias
     pf_held = sigmoid(w_t * zt_held + w_c * zc_held + b)
