@@ -171,6 +171,10 @@ The tile model alone (the fallback without the CLIP encoder):
 
 #### Leave one source out
 
+The CLIP head is trained without the held-out unit; the tile column is release 4's tile model,
+which never saw faces, hard reals, Midjourney or Whisk (marked where it trained on the unit;
+the shipped tile model saw every source, so it cannot be held out). Method: the fusion card.
+
 {loso_md}
 
 #### Artworks and illustrations
@@ -461,7 +465,7 @@ For each held-out unit (every fake source; the Midjourney and Whisk crops togeth
 whole web copies; and the real sources faces-real, hardreals (crops and web copies) and
 cameras), the CLIP head is trained without it, the combiner fitted and the threshold chosen
 (the shipped rule: the largest per-source 5% threshold) on the other sources' validation
-images; the tile column is the previous release's tile model, which never saw faces,
+images; the tile column is release 4's tile model, which never saw faces,
 hardreals, Midjourney or Whisk (marked where it trained on the unit). A fake unit's row
 predicts what a generator outside the training data meets; a real unit's row, what a
 photographer whose kind of photo is in none of the sources meets:
