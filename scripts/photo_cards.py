@@ -149,8 +149,9 @@ in order: {args.command_text}.
 
 What ships: `photo-effnet-lite2` trained on every shared source, hard reals, faces and new
 generators included ({args.train_text}); `photo-fusion`: that tile model beside a CLIP
-head refitted on every source (the whole-image sources embedded whole), a combiner and threshold fitted on the
-run's {fcfg["calibration_report"]["n"]} held-out images (whole-image sources whole; artworks
+head refitted on every source (the whole-image sources embedded whole), a combiner and
+threshold fitted on the run's {fcfg["calibration_report"]["n"]} held-out images (whole-image
+sources whole; artworks
 left out of the threshold), and the artwork scope rule. Thresholds: fusion
 {fcfg["threshold"]:.4f} ({per(per_f)}), tile model {tcfg["threshold"]:.4f}
 ({per(per_t["per_source"])}):
