@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fakescope.fileio import write_text
+from fakescope.fileio import write_json, write_text
 from fakescope.model_dir import WEIGHTS_DIR
 from fakescope.tiles import TileRule, few_tiles_factor
 
@@ -265,6 +265,25 @@ def kept_table(card: Path, first: str) -> str:
     return "\n".join(lines[start:end])
 
 
+PERTURBED_HEAD = "| data | condition | accuracy | ROC-AUC | reals called fake | fakes caught |"
+
+
+def perturbed_table(rows: list[dict], model: str) -> str:
+    """`benchmarks/model_compare.py`'s rows for `model` (every perturbation applied to both
+    classes; rates among decided images, flips against the clean verdict)."""
+    out = [PERTURBED_HEAD + " flips | uncertain |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["model"] != model:
+            continue
+        flips = "" if r["name"] == "clean" else pct(r["flip_rate"])
+        out.append(
+            f"| {r['data']} | {r['name']} | {pct(r['accuracy'])} | {r['roc_auc']:.3f} | "
+            f"{pct(r['false_positive_rate'])} | {pct(r['detection_rate'])} | {flips} | "
+            f"{r['uncertain']} |"
+        )
+    return "\n".join(out)
+
+
 def resampled_table(rel: dict, key: str) -> str:
     res, sizes = rel["resampled"], rel["sizes"]
     rows = [
@@ -307,6 +326,11 @@ def main() -> None:
     )
     ap.add_argument("--train-seconds", type=float, default=2885)
     ap.add_argument(
+        "--compare",
+        type=Path,
+        help="benchmarks/model_compare.py's compare.json for the fusion (else the card's table)",
+    )
+    ap.add_argument(
         "--lineage",
         default="fine-tuned from the previous release's `photo-effnet-lite2` (`--init`)",
         help="where the tile model's run started (e.g. a chain of fine-tunes)",
@@ -324,6 +348,17 @@ def main() -> None:
         loso_md = kept_table(args.out / args.fusion_name / "MODEL_CARD.md", "| held-out source")
     tcfg = json.loads((args.out / args.tiles_name / "config.json").read_text())
     fcfg = json.loads((args.out / args.fusion_name / "config.json").read_text())
+    if args.compare:  # the clean-and-perturbed rows, into the fusion's config too
+        cmp = json.loads(args.compare.read_text())
+        perturbed_md = perturbed_table(cmp["rows"], args.fusion_name)
+        fcfg["metrics"]["clean_and_perturbed"] = {
+            "command": "python benchmarks/model_compare.py --models photo-fusion",
+            "date": cmp["meta"]["date"],
+            "rows": [r for r in cmp["rows"] if r["model"] == args.fusion_name],
+        }
+        write_json(args.out / args.fusion_name / "config.json", fcfg)
+    else:  # not re-measured: keep the card's table
+        perturbed_md = kept_table(args.out / args.fusion_name / "MODEL_CARD.md", PERTURBED_HEAD)
     t = tcfg["training"]
     run_cfg = Path(str(rel.get("run"))) / "config.json"
     if rel.get("run") and run_cfg.exists():
@@ -484,6 +519,15 @@ photographer whose kind of photo is in none of the sources meets:
 ## Resampling is not generation
 
 {resampled_table(rel, "fusion")}
+
+## Clean and perturbed
+
+`python benchmarks/model_compare.py --models {args.fusion_name} --subsets aivsreal256-val=400
+sdv1coco-val=200` (stratified samples of the two validation splits that hold both classes;
+every perturbation applied to both classes in memory through `Detector`, the shipped
+threshold; accuracy and rates among decided images, flips against the clean verdict):
+
+{perturbed_md}
 
 ## Credits
 
