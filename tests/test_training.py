@@ -206,3 +206,18 @@ def test_metrics_match_sklearn_and_hand_values():
     assert m["average_precision"] == pytest.approx(skm.average_precision_score(y, p))
     one_class = compute_metrics(np.ones(4), np.full(4, 0.9))
     assert one_class["roc_auc"] is None and one_class["accuracy"] == 1.0
+
+
+def test_a_fine_tune_draws_fresh_epochs_with_the_same_split(tiny_model):
+    """`--init` keeps `--seed` (so the split stays its starting run's) but must not replay the
+    draws and augmentations that run trained on: its draw seed mixes in the starting weights."""
+    plain = TrainConfig(arch="resnet10t", seed=0)
+    tuned = TrainConfig(arch="resnet10t", seed=0, init=str(tiny_model))
+    assert training.draw_seed(plain) == 0
+    assert training.draw_seed(tuned) != 0
+    assert training.draw_seed(tuned) == training.draw_seed(tuned)  # reproducible
+    first = [
+        training.epoch_order(50, torch.Generator().manual_seed(s), training.current())
+        for s in (training.draw_seed(plain), training.draw_seed(tuned))
+    ]
+    assert not torch.equal(first[0], first[1])

@@ -18,6 +18,7 @@ step is the single-process loop, bit for bit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -470,6 +471,20 @@ def _load_start_weights(model: nn.Module, cfg: TrainConfig, log) -> None:
         log(f"initial weights: {path}")
 
 
+def draw_seed(cfg: TrainConfig) -> int:
+    """The seed of the epoch draws, augmentation and dropout. A fine-tune (`--init`) keeps
+    `--seed` so that its split (and held-out slice) stays its starting run's, but with that seed
+    alone it would replay, epoch by epoch, the very draws and augmentations that run trained on;
+    mixing in the starting weights' hash gives it fresh ones, reproducibly."""
+    if not cfg.init:
+        return cfg.seed
+    from fakescope.model_dir import WEIGHTS, resolve_model_dir
+
+    path, _ = resolve_model_dir(cfg.init)
+    digest = hashlib.sha256((path / WEIGHTS).read_bytes()).hexdigest()
+    return (cfg.seed + int(digest[:15], 16)) % 2**63
+
+
 def _record_val_loss(state: TrainState, val_loss: float, patience: int) -> bool:
     """Early-stopping bookkeeping after an epoch (`state.epoch` is the epoch just done): True
     when its validation loss is the best so far (its weights are then kept)."""
@@ -505,8 +520,9 @@ def fit(
     _check_run(cfg, device, d)
     if not d.main:
         log, progress = (lambda _msg: None), False
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    seed = draw_seed(cfg)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = build_model(cfg.arch)
