@@ -10,6 +10,7 @@ rule: the largest per-source 5% threshold on the other sources' validation reals
     python benchmarks/clip_features.py --shared ../shared/data --out WORK/clip
     python benchmarks/source_transfer.py tiles --model photo-effnet-lite2 --work WORK
     python benchmarks/source_transfer.py loso --work WORK --tiles-model photo-effnet-lite2
+    python benchmarks/source_transfer.py auc --work WORK  # the models `tiles` scored, side by side
 
 `tiles` scores every validation split with a tile model through `Detector` (raw image logits,
 ONNX Runtime). `loso` trains, for every fake source S, a logistic-regression head on the CLIP
@@ -85,6 +86,30 @@ def cmd_tiles(args) -> None:
         names = [n for n, k in zip(ds.names, keep, strict=True) if k]
         np.savez(f, names=np.array(names), y=ds.y[keep], z=z)
         print(f"{name}: {len(z)} scored", file=sys.stderr)
+
+
+def cmd_auc(args) -> None:
+    """Each tile model's ROC-AUC per fake source against its paired reals, a column per model
+    that `tiles` scored under WORK/tiles (e.g. training runs compared before a release)."""
+    models = sorted(d for d in (args.work / "tiles").iterdir() if d.is_dir())
+    parts = {
+        m.name: {
+            f.name.removesuffix("_validation.npz"): (np.load(f)["z"], np.load(f)["y"])
+            for f in m.glob("*_validation.npz")
+        }
+        for m in models
+    }
+    print("| fake source (against) | " + " | ".join(parts) + " |")
+    print("|---|" + "---|" * len(parts))
+    for name in FAKE_SOURCES:
+        cells = []
+        for p in parts.values():
+            if name not in p or PAIRED_REALS[name] not in p:
+                cells.append("—")
+                continue
+            z, y = _pair(name, p)
+            cells.append(f"{roc_auc_score(y, z):.3f}")
+        print(f"| {name} ({PAIRED_REALS[name]}) | " + " | ".join(cells) + " |")
 
 
 def _pair(name: str, parts: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -186,6 +211,7 @@ def main() -> None:
     t = sub.add_parser("tiles")
     t.add_argument("--model", required=True)
     t.set_defaults(func=cmd_tiles)
+    sub.add_parser("auc").set_defaults(func=cmd_auc)
     lo = sub.add_parser("loso")
     lo.add_argument("--tiles-model", default="photo-effnet-lite2")
     lo.add_argument(
