@@ -92,13 +92,11 @@ def cmd_auc(args) -> None:
     """Each tile model's ROC-AUC per fake source against its paired reals, a column per model
     that `tiles` scored under WORK/tiles (e.g. training runs compared before a release)."""
     models = sorted(d for d in (args.work / "tiles").iterdir() if d.is_dir())
-    parts = {
-        m.name: {
-            f.name.removesuffix("_validation.npz"): (np.load(f)["z"], np.load(f)["y"])
-            for f in m.glob("*_validation.npz")
-        }
-        for m in models
-    }
+    parts = {m.name: {} for m in models}
+    for m in models:
+        for f in m.glob("*_validation.npz"):
+            z = np.load(f)
+            parts[m.name][f.name.removesuffix("_validation.npz")] = (z["z"], z["y"])
     print("| fake source (against) | " + " | ".join(parts) + " |")
     print("|---|" + "---|" * len(parts))
     for name in FAKE_SOURCES:

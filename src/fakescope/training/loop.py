@@ -18,7 +18,6 @@ step is the single-process loop, bit for bit.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -478,10 +477,10 @@ def draw_seed(cfg: TrainConfig) -> int:
     mixing in the starting weights' hash gives it fresh ones, reproducibly."""
     if not cfg.init:
         return cfg.seed
-    from fakescope.model_dir import WEIGHTS, resolve_model_dir
+    from fakescope.model_dir import WEIGHTS, resolve_model_dir, sha256_file
 
     path, _ = resolve_model_dir(cfg.init)
-    digest = hashlib.sha256((path / WEIGHTS).read_bytes()).hexdigest()
+    digest = sha256_file(path / WEIGHTS)
     return (cfg.seed + int(digest[:15], 16)) % 2**63
 
 
